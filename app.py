@@ -1,0 +1,16 @@
+"""The Image Service Chalice app: wiring only."""
+
+from chalice.app import Chalice
+
+from chalicelib import logs
+from chalicelib.api import http
+from chalicelib.api.health import health_api
+from chalicelib.api.images import images_api
+from chalicelib.events.uploads import upload_events
+
+app = Chalice(app_name="image-service")
+logs.configure()
+http.install(app)
+app.register_blueprint(health_api)
+app.register_blueprint(images_api)
+app.register_blueprint(upload_events)

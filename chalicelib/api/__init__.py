@@ -1,0 +1,1 @@
+"""HTTP blueprints: parse -> request model -> service -> response model."""

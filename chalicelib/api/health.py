@@ -1,0 +1,17 @@
+"""``GET /health``: liveness without auth and without touching AWS."""
+
+from __future__ import annotations
+
+from chalice.app import Blueprint
+from chalice.app import Response
+
+from chalicelib.api.http import api_view, json_response
+from chalicelib.models.responses import HealthOut
+
+health_api = Blueprint(__name__)
+
+
+@health_api.route("/health", methods=["GET"])
+@api_view
+def health() -> Response:
+    return json_response(HealthOut())

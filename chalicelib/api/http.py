@@ -1,0 +1,129 @@
+"""The HTTP edge: body parsing, authentication, and the one mapping of errors to responses."""
+
+from __future__ import annotations
+
+import functools
+import json
+import uuid
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from chalice.app import Request, Response
+from pydantic import BaseModel, ValidationError
+
+from chalicelib import dependencies, logs
+from chalicelib.auth import Principal, bearer_token
+from chalicelib.errors import DomainError, FieldProblem, ValidationFailed
+from chalicelib.models.responses import ErrorDetail, ErrorInfo, ErrorResponse
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+
+# Chalice answers some requests itself (unknown method, wrong Content-Type, crashes)
+# with {"Code": ..., "Message": ...}; we reshape those into the API.md error body.
+_CHALICE_CODES = {
+    "UnsupportedMediaType": ("unsupported_media_type", "Send the request body as application/json."),
+    "MethodNotAllowedError": ("method_not_allowed", "This method is not allowed on this path."),
+    "BadRequestError": ("bad_request", "The request is not valid."),
+    "NotFoundError": ("not_found", "No such resource."),
+    "InternalServerError": ("internal_error", "Something went wrong on our side. Try again later."),
+}
+
+
+def request_id(request: Request | None) -> str:
+    context = getattr(request, "context", None) or {}
+    value = context.get("requestId") if isinstance(context, dict) else None
+    return str(value) if value else str(uuid.uuid4())
+
+
+def json_response(
+    body: BaseModel | dict[str, Any], status_code: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    payload = body.model_dump(mode="json", by_alias=True) if isinstance(body, BaseModel) else body
+    return Response(
+        body=json.dumps(payload, separators=(",", ":")),
+        status_code=status_code,
+        headers={"Content-Type": JSON_CONTENT_TYPE, **(headers or {})},
+    )
+
+
+def error_response(error: DomainError, req_id: str) -> Response:
+    details = getattr(error, "details", None)
+    info = ErrorInfo(
+        code=error.code,
+        message=error.message,
+        request_id=req_id,
+        details=[ErrorDetail(field=d.field, message=d.message) for d in details] if details else None,
+    )
+    headers = {"WWW-Authenticate": 'Bearer realm="image-service"'} if error.status_code == 401 else {}
+    return json_response(ErrorResponse(error=info), error.status_code, headers)
+
+
+def parse_body[ModelT: BaseModel](request: Request, model: type[ModelT]) -> ModelT:
+    """Validate the JSON body into ``model``; any problem is a 400 naming the fields."""
+    raw = request.raw_body
+    if not raw:
+        raise ValidationFailed("The request body must be a JSON object.")
+    try:
+        payload = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationFailed("The request body is not valid JSON.") from exc
+    if not isinstance(payload, dict):
+        raise ValidationFailed("The request body must be a JSON object.")
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        problems = [
+            FieldProblem(field=".".join(str(p) for p in err["loc"]) or "body", message=err["msg"])
+            for err in exc.errors()
+        ]
+        raise ValidationFailed("The request body has invalid fields.", problems) from exc
+
+
+def authenticate(request: Request) -> Principal:
+    principal = dependencies.token_verifier().verify(bearer_token(request.headers.get("authorization")))
+    logs.bind(userId=principal.user_id)
+    return principal
+
+
+def api_view(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Wrap a view so domain errors become API.md error bodies and crashes a bare 500."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Response:
+        try:
+            return view(*args, **kwargs)
+        except DomainError as exc:
+            if exc.status_code >= 500:
+                logs.error("request failed", exc_info=True, code=exc.code)
+            return error_response(exc, _current_request_id())
+        except Exception:
+            logs.error("unhandled error", exc_info=True)
+            return error_response(DomainError(), _current_request_id())
+
+    return wrapper
+
+
+def _current_request_id() -> str:
+    return logs.current("requestId") or str(uuid.uuid4())
+
+
+def reshape_chalice_errors(request: Request, get_response: Callable[[Request], Response]) -> Response:
+    """HTTP middleware: request-scoped log context and API.md-shaped built-in errors."""
+    req_id = request_id(request)
+    with logs.log_context(requestId=req_id):
+        response = get_response(request)
+        body = response.body
+        if response.status_code >= 400 and isinstance(body, dict) and "Code" in body and "error" not in body:
+            code, message = _CHALICE_CODES.get(str(body.get("Code")), ("error", "The request could not be handled."))
+            response = json_response(
+                {"error": {"code": code, "message": message, "requestId": req_id}},
+                response.status_code,
+            )
+        response.headers.setdefault("X-Request-Id", req_id)
+        return response
+
+
+def install(app: Any) -> None:
+    """Register the HTTP middleware on the Chalice app."""
+    app.register_middleware(reshape_chalice_errors, "http")

@@ -1,0 +1,120 @@
+"""Bearer token verification.
+
+``local`` stage: HS256 tokens signed with the stage's local secret (``scripts/token.py``
+mints them). AWS stages: RS256 tokens from the Cognito user pool, verified against its
+JWKS with issuer and audience checks (ID tokens carry ``aud``; access tokens carry
+``client_id``, which must then equal the audience).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import jwt
+
+from chalicelib.errors import Unauthenticated
+
+_LEEWAY_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    scopes: frozenset[str] = field(default_factory=frozenset)
+
+
+class TokenVerifier(Protocol):
+    def verify(self, token: str) -> Principal: ...
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    subject = claims.get("sub")
+    if not isinstance(subject, str) or not subject or len(subject) > 128 or "/" in subject:
+        raise Unauthenticated("The token has no usable subject.")
+    raw_scopes = claims.get("scope", "")
+    scopes = frozenset(raw_scopes.split()) if isinstance(raw_scopes, str) else frozenset()
+    return Principal(user_id=subject, scopes=scopes)
+
+
+class LocalTokenVerifier:
+    def __init__(self, secret: str, issuer: str, audience: str) -> None:
+        self._secret = secret
+        self._issuer = issuer
+        self._audience = audience
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._secret,
+                algorithms=["HS256"],
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=_LEEWAY_SECONDS,
+                options={"require": ["exp", "iat", "sub"]},
+            )
+        except jwt.InvalidTokenError as exc:
+            raise Unauthenticated() from exc
+        return principal_from_claims(claims)
+
+
+class JwksTokenVerifier:
+    def __init__(self, jwks_url: str, issuer: str, audience: str) -> None:
+        # PyJWKClient caches the key set and refetches on an unknown key id.
+        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=3600, timeout=5)
+        self._issuer = issuer
+        self._audience = audience
+
+    def verify(self, token: str) -> Principal:
+        try:
+            signing_key = self._jwks.get_signing_key_from_jwt(token)
+            claims = jwt.decode(
+                token,
+                signing_key.key,
+                algorithms=["RS256"],
+                issuer=self._issuer,
+                leeway=_LEEWAY_SECONDS,
+                options={"require": ["exp", "iat", "sub"], "verify_aud": False},
+            )
+        except (jwt.InvalidTokenError, jwt.PyJWKClientError) as exc:
+            raise Unauthenticated() from exc
+        audience = claims.get("aud") if claims.get("token_use") != "access" else claims.get("client_id")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if self._audience not in audiences:
+            raise Unauthenticated()
+        return principal_from_claims(claims)
+
+
+def mint_local_token(
+    secret: str,
+    user_id: str,
+    *,
+    issuer: str,
+    audience: str,
+    ttl_seconds: int = 3600,
+    scopes: tuple[str, ...] = (),
+    now: float | None = None,
+) -> str:
+    """An HS256 token the ``local`` stage accepts (development and tests only)."""
+    issued = int(now if now is not None else time.time())
+    claims: dict[str, Any] = {
+        "sub": user_id,
+        "iss": issuer,
+        "aud": audience,
+        "iat": issued,
+        "exp": issued + ttl_seconds,
+    }
+    if scopes:
+        claims["scope"] = " ".join(scopes)
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        raise Unauthenticated("Missing Authorization header. Send 'Authorization: Bearer <token>'.")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("The Authorization header must be 'Bearer <token>'.")
+    return token.strip()

@@ -1,0 +1,59 @@
+"""Wiring: cached getters that build each service once per process, on first use."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from chalicelib import aws
+from chalicelib.auth import JwksTokenVerifier, LocalTokenVerifier, TokenVerifier
+from chalicelib.repositories.events import EventPublisher
+from chalicelib.repositories.images import ImageRepository
+from chalicelib.repositories.storage import ObjectStore
+from chalicelib.services.presenter import Presenter
+from chalicelib.services.processing import ProcessingService
+from chalicelib.services.uploads import UploadService
+from chalicelib.settings import get_settings
+
+
+@lru_cache(maxsize=1)
+def token_verifier() -> TokenVerifier:
+    settings = get_settings()
+    if settings.auth_mode == "local":
+        return LocalTokenVerifier(settings.local_jwt_secret, settings.jwt_issuer, settings.jwt_audience)
+    return JwksTokenVerifier(settings.jwks_url, settings.jwt_issuer, settings.jwt_audience)
+
+
+@lru_cache(maxsize=1)
+def image_repository() -> ImageRepository:
+    return ImageRepository(aws.dynamodb(), get_settings().table_name)
+
+
+@lru_cache(maxsize=1)
+def object_store() -> ObjectStore:
+    settings = get_settings()
+    return ObjectStore(aws.s3(), aws.s3_presigner(), settings.upload_bucket, settings.image_bucket)
+
+
+@lru_cache(maxsize=1)
+def presenter() -> Presenter:
+    return Presenter(get_settings().public_image_base_url)
+
+
+@lru_cache(maxsize=1)
+def upload_service() -> UploadService:
+    return UploadService(image_repository(), object_store(), get_settings())
+
+
+@lru_cache(maxsize=1)
+def processing_service() -> ProcessingService:
+    settings = get_settings()
+    publisher = EventPublisher(aws.sns(), settings.events_topic_arn)
+    return ProcessingService(image_repository(), object_store(), publisher, presenter(), settings)
+
+
+def reset() -> None:
+    """Forget settings, clients and services (tests change the environment)."""
+    for getter in (token_verifier, image_repository, object_store, presenter, upload_service, processing_service):
+        getter.cache_clear()
+    aws.reset_clients()
+    get_settings.cache_clear()

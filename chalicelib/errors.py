@@ -1,0 +1,82 @@
+"""Domain errors. Each carries the API error code and HTTP status it maps to.
+
+Services raise these; ``chalicelib.api.http`` is the one place that turns them into
+responses. Messages are written for API clients: no AWS or library internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    field: str
+    message: str
+
+
+class DomainError(Exception):
+    status_code = 500
+    code = "internal_error"
+    default_message = "Something went wrong on our side. Try again later."
+
+    def __init__(self, message: str | None = None) -> None:
+        self.message = message or self.default_message
+        super().__init__(self.message)
+
+
+class ValidationFailed(DomainError):
+    status_code = 400
+    code = "validation_error"
+    default_message = "The request is not valid."
+
+    def __init__(self, message: str | None = None, details: Sequence[FieldProblem] = ()) -> None:
+        super().__init__(message)
+        self.details = tuple(details)
+
+
+class UnsupportedMediaType(DomainError):
+    status_code = 400
+    code = "unsupported_media_type"
+
+
+class PayloadTooLarge(DomainError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class Unauthenticated(DomainError):
+    status_code = 401
+    code = "unauthorized"
+    default_message = "A valid bearer token is required."
+
+
+class Forbidden(DomainError):
+    status_code = 403
+    code = "forbidden"
+    default_message = "You do not have access to this resource."
+
+
+class NotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+    default_message = "No such resource."
+
+
+class IdempotencyKeyReused(DomainError):
+    status_code = 422
+    code = "idempotency_key_reused"
+    default_message = "This Idempotency-Key was already used with a different request body."
+
+
+class TransientFailure(DomainError):
+    """An AWS dependency failed in a way a retry may fix (throttling, 5xx, timeouts)."""
+
+    status_code = 503
+    code = "service_unavailable"
+    default_message = "The service is temporarily unavailable. Retry with backoff."
+
+
+class ConditionFailed(Exception):
+    """A conditional write lost: the item is not in the state the write expected."""

@@ -1,0 +1,1 @@
+"""Event blueprints (SQS upload events, schedules): thin, they call services."""

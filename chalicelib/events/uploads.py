@@ -1,0 +1,62 @@
+"""The processor: S3 ObjectCreated notifications arrive through the upload queue.
+
+A record that fails with a fault a retry may fix is left on the queue (and reaches the
+dead-letter queue after maxReceiveCount attempts); the others are acknowledged. Chalice
+cannot enable ReportBatchItemFailures, so when a batch has failures the handler deletes
+the records that succeeded itself and then raises: Lambda returns only the failed ones.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from typing import Any
+
+from chalice.app import Blueprint
+from chalice.app import SQSEvent, SQSRecord
+
+from chalicelib import aws, dependencies, logs
+
+upload_events = Blueprint(__name__)
+
+# Read at import: Chalice needs the queue name when it builds the deployment.
+UPLOAD_QUEUE_NAME = os.environ.get("UPLOAD_QUEUE_NAME", "image-service-uploads-local")
+
+
+class BatchHadFailures(Exception):
+    """Raised so the failed records of a batch return to the queue."""
+
+
+@lru_cache(maxsize=8)
+def _queue_url(queue_arn: str) -> str:
+    name = queue_arn.rsplit(":", 1)[-1]
+    return aws.sqs().get_queue_url(QueueName=name)["QueueUrl"]
+
+
+def _acknowledge(records: list[SQSRecord]) -> None:
+    for record in records:
+        raw: dict[str, Any] = record.to_dict()
+        try:
+            aws.sqs().delete_message(QueueUrl=_queue_url(raw["eventSourceARN"]), ReceiptHandle=record.receipt_handle)
+        except Exception:  # a redelivery of a finished record is harmless
+            logs.warning("could not acknowledge a processed record", messageId=raw.get("messageId"))
+
+
+@upload_events.on_sqs_message(queue=UPLOAD_QUEUE_NAME, batch_size=5)
+def handle_upload_events(event: SQSEvent) -> None:
+    service = dependencies.processing_service()
+    done: list[SQSRecord] = []
+    failed = 0
+    for record in event:
+        message_id = record.to_dict().get("messageId")
+        with logs.log_context(messageId=message_id):
+            try:
+                service.handle_message(record.body)
+            except Exception:
+                failed += 1
+                logs.error("upload event failed; it will be retried", exc_info=True)
+                continue
+        done.append(record)
+    if failed:
+        _acknowledge(done)
+        raise BatchHadFailures(f"{failed} record(s) of the batch will be retried")

@@ -1,0 +1,1 @@
+"""Request, domain (stored) and response models, kept apart."""

@@ -1,0 +1,54 @@
+"""Request bodies, validated with the limits of API.md."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, ConfigDict, Field, StrictInt
+
+from chalicelib.models.common import ALLOWED_CONTENT_TYPES, CamelModel
+
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _no_control_chars(value: str) -> str:
+    if _CONTROL_CHARS.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+def _unique_tags(tags: list[str]) -> list[str]:
+    return list(dict.fromkeys(tags))
+
+
+Filename = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_no_control_chars)]
+Title = Annotated[str, Field(max_length=200)]
+Description = Annotated[str, Field(max_length=2000)]
+Tag = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_no_control_chars)]
+Tags = Annotated[list[Tag], Field(max_length=20), AfterValidator(_unique_tags)]
+AlbumId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
+
+
+class CreateImageRequest(CamelModel):
+    """Body of ``POST /images``."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    filename: Filename
+    # Checked against the allow-list by the service, so the error is
+    # ``unsupported_media_type`` rather than a generic validation error.
+    content_type: Annotated[str, Field(min_length=1, max_length=255, examples=list(ALLOWED_CONTENT_TYPES))]
+    size: Annotated[StrictInt, Field(ge=1, description="Exact byte size the client will upload.")]
+    title: Title | None = None
+    description: Description | None = None
+    tags: Tags = Field(default_factory=list)
+    album_id: AlbumId | None = None
+
+    def fingerprint(self) -> str:
+        """A stable hash of the request, to tell a replay from a reused Idempotency-Key."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()

@@ -1,0 +1,250 @@
+"""The image table: one item per image plus one per remembered Idempotency-Key.
+
+Keys (single-table, as the seed data model):
+  image         PK=IMAGE#<id>                        SK=METADATA
+                GSI1PK=USER#<userId>   GSI1SK=UPLOADED#<createdAt>   (list a user's images)
+                GSI2PK=ALBUM#<albumId> GSI2SK=UPLOADED#<createdAt>   (list an album)
+  idempotency   PK=IDEMPOTENCY#<userId>#<key>        SK=IDEMPOTENCY, ttl=<epoch seconds>
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+from pydantic.alias_generators import to_camel, to_snake
+
+from chalicelib.errors import ConditionFailed
+from chalicelib.models.common import ImageStatus
+from chalicelib.models.domain import IdempotencyRecord, ImageRecord, ProcessingOutcome
+from chalicelib.repositories.dynamo import error_code, from_item, to_item, to_value, translated_errors
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+METADATA = "METADATA"
+IDEMPOTENCY = "IDEMPOTENCY"
+_KEY_ATTRIBUTES = frozenset({"PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "ttl"})
+
+
+class IdempotencyKeyTaken(Exception):
+    """The Idempotency-Key is already remembered; ``existing`` is what it points to."""
+
+    def __init__(self, existing: IdempotencyRecord) -> None:
+        super().__init__(existing.key)
+        self.existing = existing
+
+
+def image_pk(image_id: str) -> str:
+    return f"IMAGE#{image_id}"
+
+
+def _idempotency_pk(user_id: str, key: str) -> str:
+    return f"IDEMPOTENCY#{user_id}#{key}"
+
+
+def record_to_item(record: ImageRecord) -> dict[str, Any]:
+    values: dict[str, Any] = {to_camel(name): value for name, value in record.model_dump(mode="json").items()}
+    values.update(
+        PK=image_pk(record.id),
+        SK=METADATA,
+        GSI1PK=f"USER#{record.user_id}",
+        GSI1SK=f"UPLOADED#{record.created_at}",
+    )
+    if record.album_id:
+        values.update(GSI2PK=f"ALBUM#{record.album_id}", GSI2SK=f"UPLOADED#{record.created_at}")
+    return to_item(values)
+
+
+def item_to_record(item: Mapping[str, Any]) -> ImageRecord:
+    values = {to_snake(name): value for name, value in from_item(item).items() if name not in _KEY_ATTRIBUTES}
+    return ImageRecord.model_validate(values)
+
+
+class ImageRepository:
+    """Reads and conditional writes of image records."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    # -- reads ---------------------------------------------------------------------
+
+    def get(self, image_id: str) -> ImageRecord | None:
+        """One strongly consistent GetItem."""
+        with translated_errors():
+            response = self._client.get_item(
+                TableName=self._table,
+                Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
+                ConsistentRead=True,
+            )
+        item = response.get("Item")
+        return item_to_record(item) if item else None
+
+    def get_idempotency(self, user_id: str, key: str) -> IdempotencyRecord | None:
+        with translated_errors():
+            response = self._client.get_item(
+                TableName=self._table,
+                Key={"PK": to_value(_idempotency_pk(user_id, key)), "SK": to_value(IDEMPOTENCY)},
+                ConsistentRead=True,
+            )
+        item = response.get("Item")
+        if not item:
+            return None
+        values = from_item(item)
+        return IdempotencyRecord(
+            user_id=values["userId"],
+            key=values["key"],
+            image_id=values["imageId"],
+            fingerprint=values["fingerprint"],
+            expires_at_epoch=values["ttl"],
+        )
+
+    # -- writes --------------------------------------------------------------------
+
+    def create(self, record: ImageRecord, idempotency: IdempotencyRecord | None, now_epoch: int) -> None:
+        """Store a new image, and its Idempotency-Key if any, in one atomic write.
+
+        Raises ``IdempotencyKeyTaken`` when a live record of the key exists (a key whose
+        TTL passed but DynamoDB has not removed yet counts as free).
+        """
+        put_image: dict[str, Any] = {
+            "Put": {
+                "TableName": self._table,
+                "Item": record_to_item(record),
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+        }
+        if idempotency is None:
+            with translated_errors():
+                self._client.put_item(**put_image["Put"])
+            return
+        put_key = {
+            "Put": {
+                "TableName": self._table,
+                "Item": to_item(
+                    {
+                        "PK": _idempotency_pk(idempotency.user_id, idempotency.key),
+                        "SK": IDEMPOTENCY,
+                        "userId": idempotency.user_id,
+                        "key": idempotency.key,
+                        "imageId": idempotency.image_id,
+                        "fingerprint": idempotency.fingerprint,
+                        "ttl": idempotency.expires_at_epoch,
+                    }
+                ),
+                "ConditionExpression": "attribute_not_exists(PK) OR #ttl < :now",
+                "ExpressionAttributeNames": {"#ttl": "ttl"},
+                "ExpressionAttributeValues": {":now": to_value(now_epoch)},
+            }
+        }
+        try:
+            with translated_errors():
+                self._client.transact_write_items(TransactItems=[put_image, put_key])  # type: ignore[list-item]
+        except ClientError as exc:
+            if error_code(exc) != "TransactionCanceledException":
+                raise
+            reasons = [reason.get("Code") for reason in exc.response.get("CancellationReasons", [])]
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                existing = self.get_idempotency(idempotency.user_id, idempotency.key)
+                if existing is not None:
+                    raise IdempotencyKeyTaken(existing) from exc
+            # Another transaction touched the same key at the same moment: the caller retries.
+            raise TransactionConflict() from exc
+
+    def refresh_upload_window(self, image_id: str, expires_at: str, now: str) -> ImageRecord:
+        """Extend a pending image's upload window (an idempotent replay got a fresh URL)."""
+        return self._update(
+            image_id,
+            set_values={"uploadExpiresAt": expires_at, "updatedAt": now},
+            expected=(ImageStatus.PENDING,),
+            bump_version=False,
+        )
+
+    def start_processing(self, image_id: str, now: str) -> ImageRecord:
+        """``pending -> processing``; a crashed attempt left ``processing`` and may resume."""
+        return self._update(
+            image_id,
+            set_values={"status": ImageStatus.PROCESSING.value, "updatedAt": now, "uploadedAt": now},
+            expected=(ImageStatus.PENDING, ImageStatus.PROCESSING),
+            bump_version=False,
+            keep_existing=("uploadedAt",),
+        )
+
+    def finish_processing(self, image_id: str, outcome: ProcessingOutcome, event_id: str, now: str) -> ImageRecord:
+        """``processing -> completed|failed``, recording the outcome and its event id."""
+        values: dict[str, Any] = {
+            "status": outcome.status.value,
+            "updatedAt": now,
+            "eventId": event_id,
+            "eventPublished": False,
+            "width": outcome.width,
+            "height": outcome.height,
+            "placeholder": outcome.placeholder,
+            "errorCode": outcome.error_code,
+            "errorMessage": outcome.error_message,
+        }
+        return self._update(image_id, set_values=values, expected=(ImageStatus.PROCESSING,), bump_version=True)
+
+    def mark_event_published(self, image_id: str, event_id: str) -> None:
+        with translated_errors():
+            self._client.update_item(
+                TableName=self._table,
+                Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
+                UpdateExpression="SET eventPublished = :true",
+                ConditionExpression="eventId = :event",
+                ExpressionAttributeValues={":true": to_value(True), ":event": to_value(event_id)},
+            )
+
+    def _update(
+        self,
+        image_id: str,
+        *,
+        set_values: Mapping[str, Any],
+        expected: Iterable[ImageStatus],
+        bump_version: bool,
+        keep_existing: Iterable[str] = (),
+    ) -> ImageRecord:
+        names: dict[str, str] = {"#status": "status"}
+        values: dict[str, Any] = {}
+        assignments: list[str] = []
+        removals: list[str] = []
+        keep = set(keep_existing)
+        for index, (attribute, value) in enumerate(set_values.items()):
+            name = f"#a{index}"
+            names[name] = attribute
+            if value is None:
+                removals.append(name)
+                continue
+            values[f":v{index}"] = to_value(value)
+            if attribute in keep:
+                assignments.append(f"{name} = if_not_exists({name}, :v{index})")
+            else:
+                assignments.append(f"{name} = :v{index}")
+        if bump_version:
+            assignments.append("#version = #version + :one")
+            names["#version"] = "version"
+            values[":one"] = to_value(1)
+        allowed = []
+        for index, status in enumerate(expected):
+            values[f":s{index}"] = to_value(status.value)
+            allowed.append(f":s{index}")
+        expression = "SET " + ", ".join(assignments)
+        if removals:
+            expression += " REMOVE " + ", ".join(removals)
+        with translated_errors():
+            response = self._client.update_item(
+                TableName=self._table,
+                Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
+                UpdateExpression=expression,
+                ConditionExpression=f"attribute_exists(PK) AND #status IN ({', '.join(allowed)})",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        return item_to_record(response["Attributes"])
+
+
+class TransactionConflict(ConditionFailed):
+    """A concurrent transaction on the same items won; retrying is safe."""

@@ -1,0 +1,78 @@
+"""S3 adapter: presigned uploads, reading uploads, writing renditions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from chalicelib.repositories.dynamo import error_code, translated_errors
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+
+
+@dataclass(frozen=True)
+class UploadForm:
+    url: str
+    fields: dict[str, str]
+
+
+class ObjectStore:
+    """The stage's two buckets: private uploads in, public-by-CDN renditions out."""
+
+    def __init__(self, client: S3Client, presigner: S3Client, upload_bucket: str, image_bucket: str) -> None:
+        self._client = client
+        self._presigner = presigner
+        self._uploads = upload_bucket
+        self._images = image_bucket
+
+    def presign_upload(self, key: str, content_type: str, size: int, expires_in: int) -> UploadForm:
+        """A POST policy that pins the key, the Content-Type and 1..size bytes."""
+        # generate_presigned_post signs locally; no request is made.
+        post = self._presigner.generate_presigned_post(
+            Bucket=self._uploads,
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[
+                {"Content-Type": content_type},
+                ["content-length-range", 1, size],
+            ],
+            ExpiresIn=expires_in,
+        )
+        return UploadForm(url=post["url"], fields={k: str(v) for k, v in post["fields"].items()})
+
+    def upload_size(self, key: str) -> int | None:
+        """The stored upload's size, or None when there is no such object."""
+        try:
+            with translated_errors():
+                head = self._client.head_object(Bucket=self._uploads, Key=key)
+        except ClientError as exc:
+            if error_code(exc) in _MISSING:
+                return None
+            raise
+        return int(head["ContentLength"])
+
+    def read_upload(self, key: str) -> bytes | None:
+        try:
+            with translated_errors():
+                response = self._client.get_object(Bucket=self._uploads, Key=key)
+                return response["Body"].read()
+        except ClientError as exc:
+            if error_code(exc) in _MISSING:
+                return None
+            raise
+
+    def write_image(self, key: str, data: bytes) -> None:
+        with translated_errors():
+            self._client.put_object(
+                Bucket=self._images,
+                Key=key,
+                Body=data,
+                ContentType="image/webp",
+                # Keys are per image id and rewritten only with identical bytes.
+                CacheControl="public, max-age=31536000, immutable",
+            )

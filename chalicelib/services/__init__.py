@@ -1,0 +1,1 @@
+"""Use cases. They take repositories and settings, never build clients themselves."""

@@ -1,0 +1,195 @@
+"""Use case: turn an uploaded object into its renditions and a terminal state.
+
+Every step is safe to repeat: deliveries come twice, late, or after a crash.
+State only moves forward through conditional writes; the outputs have deterministic
+keys; the event id is derived from the transition; and the event is published until
+the record says it was.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_plus
+
+from chalicelib import logs
+from chalicelib.errors import ConditionFailed, TransientFailure
+from chalicelib.models.common import ImageStatus, format_time, is_image_id, utc_now
+from chalicelib.models.domain import ImageRecord, ProcessingOutcome, event_id_for
+from chalicelib.repositories.events import EventPublisher
+from chalicelib.repositories.images import ImageRepository
+from chalicelib.repositories.storage import ObjectStore
+from chalicelib.services.presenter import Presenter
+from chalicelib.settings import Settings
+
+if TYPE_CHECKING:
+    from processors import Limits, ProcessedImage
+
+ImageProcessor = Callable[[bytes, "Limits"], "ProcessedImage"]
+
+
+@dataclass(frozen=True)
+class UploadedObject:
+    bucket: str
+    key: str
+
+
+class Outcome(StrEnum):
+    COMPLETED = "completed"
+    FAILED = "failed"
+    DUPLICATE = "duplicate"  # already terminal; nothing changed
+    IGNORED = "ignored"  # not an upload of ours, or no such image/object
+
+
+def parse_notification(body: str) -> list[UploadedObject]:
+    """The ObjectCreated records of an S3 event notification (an SQS message body).
+
+    ``s3:TestEvent`` (sent when the notification is configured) and other events give
+    no records. Keys arrive URL-encoded (``+`` for spaces, ``%XX`` for the rest).
+    """
+    try:
+        message = json.loads(body)
+    except json.JSONDecodeError:
+        logs.warning("upload queue message is not JSON; dropped")
+        return []
+    if not isinstance(message, dict) or message.get("Event") == "s3:TestEvent":
+        return []
+    objects = []
+    for record in message.get("Records", []):
+        if not str(record.get("eventName", "")).startswith("ObjectCreated"):
+            continue
+        s3: dict[str, Any] = record.get("s3", {})
+        bucket = s3.get("bucket", {}).get("name")
+        key = s3.get("object", {}).get("key")
+        if isinstance(bucket, str) and isinstance(key, str):
+            objects.append(UploadedObject(bucket=bucket, key=unquote_plus(key)))
+    return objects
+
+
+def parse_upload_key(key: str) -> tuple[str, str] | None:
+    """``uploads/{userId}/{imageId}`` -> (userId, imageId), or None for any other key."""
+    parts = key.split("/")
+    if len(parts) != 3 or parts[0] != "uploads" or not parts[1] or not is_image_id(parts[2]):
+        return None
+    return parts[1], parts[2]
+
+
+def _default_processor(data: bytes, limits: Limits) -> ProcessedImage:
+    # Imported here so the API path never loads Pillow (cold starts).
+    from processors import process_image
+
+    return process_image(data, limits)
+
+
+class ProcessingService:
+    def __init__(
+        self,
+        images: ImageRepository,
+        store: ObjectStore,
+        publisher: EventPublisher,
+        presenter: Presenter,
+        settings: Settings,
+        processor: ImageProcessor = _default_processor,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._images = images
+        self._store = store
+        self._publisher = publisher
+        self._presenter = presenter
+        self._settings = settings
+        self._processor = processor
+        self._clock = clock
+        self._writers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rendition-writer")
+
+    def handle_message(self, body: str) -> list[Outcome]:
+        return [self.handle_object(obj) for obj in parse_notification(body)]
+
+    def handle_object(self, obj: UploadedObject) -> Outcome:
+        parsed = parse_upload_key(obj.key)
+        if obj.bucket != self._settings.upload_bucket or parsed is None:
+            logs.warning("object is not an upload of this stage; ignored", bucket=obj.bucket)
+            return Outcome.IGNORED
+        user_id, image_id = parsed
+        with logs.log_context(imageId=image_id, userId=user_id):
+            return self._process(user_id, image_id, obj.key)
+
+    def _process(self, user_id: str, image_id: str, key: str) -> Outcome:
+        record = self._images.get(image_id)
+        if record is None or record.user_id != user_id:
+            logs.warning("no image record for this upload; ignored")
+            return Outcome.IGNORED
+        if record.status.is_terminal:
+            self._announce(record)  # a crash may have come between the transition and the publish
+            return Outcome.DUPLICATE
+        size = self._store.upload_size(key)
+        if size is None:
+            logs.warning("upload object is gone; ignored")
+            return Outcome.IGNORED
+        try:
+            record = self._images.start_processing(image_id, format_time(self._clock()))
+        except ConditionFailed:
+            return self._duplicate(image_id)
+        outcome = self._outcome(record, key, size)
+        event_id = event_id_for(image_id, outcome.status)
+        try:
+            record = self._images.finish_processing(image_id, outcome, event_id, format_time(self._clock()))
+        except ConditionFailed:
+            # Another delivery finished first and owns the event.
+            return self._duplicate(image_id)
+        logs.info("processing finished", status=outcome.status.value, errorCode=outcome.error_code)
+        self._announce(record)
+        return Outcome(outcome.status.value)
+
+    def _duplicate(self, image_id: str) -> Outcome:
+        current = self._images.get(image_id)
+        if current is not None and current.status.is_terminal:
+            self._announce(current)
+        return Outcome.DUPLICATE
+
+    def _outcome(self, record: ImageRecord, key: str, size: int) -> ProcessingOutcome:
+        limit = self._settings.max_upload_bytes
+        if size > limit:
+            return _failed("image_too_large", f"The file is {size} bytes; the limit is {limit} bytes.")
+        if size > record.file_size:
+            return _failed(
+                "size_mismatch",
+                f"The file is {size} bytes, larger than the {record.file_size} bytes declared for this upload.",
+            )
+        data = self._store.read_upload(key)
+        if data is None or len(data) != size:
+            # Replaced or removed between the two reads: retry from a consistent view.
+            raise TransientFailure("upload object changed while it was read")
+        from processors import ImageRejected, Limits
+
+        try:
+            result = self._processor(data, Limits(max_bytes=limit, max_pixels=self._settings.max_image_pixels))
+        except ImageRejected as rejected:
+            return _failed(rejected.code, rejected.message)
+        writes = [
+            self._writers.submit(self._store.write_image, record.rendition_key, result.rendition.data),
+            self._writers.submit(self._store.write_image, record.thumbnail_key, result.thumbnail.data),
+        ]
+        for write in writes:
+            write.result()  # re-raises a failed write; the message is retried
+        return ProcessingOutcome(
+            status=ImageStatus.COMPLETED,
+            width=result.rendition.width,
+            height=result.rendition.height,
+            placeholder=result.placeholder,
+        )
+
+    def _announce(self, record: ImageRecord) -> None:
+        if record.event_published or record.event_id is None:
+            return
+        self._publisher.publish(self._presenter.event(record))
+        self._images.mark_event_published(record.id, record.event_id)
+        logs.info("event published", eventId=record.event_id, status=record.status.value)
+
+
+def _failed(code: str, message: str) -> ProcessingOutcome:
+    return ProcessingOutcome(status=ImageStatus.FAILED, error_code=code, error_message=message)

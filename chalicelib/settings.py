@@ -1,0 +1,83 @@
+"""One validated, frozen settings model, read from the environment once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+MIB = 1024 * 1024
+
+
+class SettingsError(RuntimeError):
+    """The environment does not describe a usable stage."""
+
+
+class Settings(BaseModel):
+    """Stage configuration. Field names map to upper-case environment variables."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    stage: str = "local"
+    aws_region: str = "us-east-1"
+    table_name: str = "ImageMetadata-local"
+    upload_bucket: str = "image-service-uploads-local"
+    image_bucket: str = "image-service-images-local"
+    upload_queue_name: str = "image-service-uploads-local"
+    events_topic_arn: str = "arn:aws:sns:us-east-1:123456789012:image-service-events-local"
+    # Public base of rendition URLs: the CloudFront domain in AWS stages, the local S3
+    # endpoint's bucket URL locally. Empty means "derive from the image bucket".
+    image_base_url: str = ""
+
+    max_upload_bytes: int = Field(default=10 * MIB, ge=1, le=5 * 1024 * MIB)
+    max_image_pixels: int = Field(default=50_000_000, ge=1)
+    upload_url_ttl_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
+    idempotency_ttl_seconds: int = Field(default=48 * 3600, ge=24 * 3600)
+    use_transfer_acceleration: bool = False
+
+    auth_mode: Literal["local", "jwks"] = "local"
+    local_jwt_secret: str = ""
+    jwt_issuer: str = "image-service-local"
+    jwt_audience: str = "image-service"
+    jwks_url: str = ""
+
+    @model_validator(mode="after")
+    def _auth_is_complete(self) -> Settings:
+        if self.auth_mode == "local":
+            if self.stage != "local":
+                raise ValueError("auth_mode 'local' (HS256 shared secret) is only allowed in the local stage")
+            if len(self.local_jwt_secret) < 32:
+                raise ValueError("LOCAL_JWT_SECRET must be at least 32 characters")
+        elif not self.jwks_url.startswith("https://"):
+            raise ValueError("JWKS_URL must be an https URL when AUTH_MODE is 'jwks'")
+        return self
+
+    @property
+    def aws_endpoint_url(self) -> str | None:
+        """The local AWS endpoint (moto); None in AWS, where boto3 finds the real one."""
+        return os.environ.get("AWS_ENDPOINT_URL") or None
+
+    @property
+    def public_image_base_url(self) -> str:
+        if self.image_base_url:
+            return self.image_base_url.rstrip("/")
+        if self.aws_endpoint_url:
+            return f"{self.aws_endpoint_url.rstrip('/')}/{self.image_bucket}"
+        return f"https://{self.image_bucket}.s3.{self.aws_region}.amazonaws.com"
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        values = {name: environ[name.upper()] for name in cls.model_fields if name.upper() in environ}
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise SettingsError(f"invalid stage configuration: {exc}") from exc
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return Settings.from_environ(os.environ)

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Installs what the project needs on a fresh Debian machine, idempotently:
+#   1. the system libraries Pillow-SIMD builds against (apt-get, as root or with sudo);
+#   2. Python 3.12 (pyenv's 3.12.x where pyenv exists, else python3.12 on PATH);
+#   3. the virtualenv at .venv with requirements-dev.txt.
+# `make demo`, `make test` and `make up` call it; it does nothing when all is in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(build-essential libjpeg62-turbo-dev zlib1g-dev libwebp-dev liblcms2-dev libtiff-dev libfreetype-dev)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "bootstrap: installing system packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+find_python() {
+  if command -v pyenv >/dev/null 2>&1; then
+    local version
+    version=$(pyenv versions --bare 2>/dev/null | grep -E '^3\.12(\.[0-9]+)?$' | sort -V | tail -n 1 || true)
+    if [ -n "$version" ] && [ -x "$(pyenv prefix "$version")/bin/python" ]; then
+      echo "$(pyenv prefix "$version")/bin/python"
+      return
+    fi
+  fi
+  for candidate in python3.12 /usr/bin/python3.12 /usr/local/bin/python3.12; do
+    if command -v "$candidate" >/dev/null 2>&1; then command -v "$candidate"; return; fi
+  done
+  echo "bootstrap: Python 3.12 is required (pyenv install 3.12, or apt-get install python3.12)" >&2
+  exit 1
+}
+
+stamp=.venv/.installed
+if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; then
+  python=$(find_python)
+  echo "bootstrap: creating .venv with $python"
+  rm -rf .venv
+  "$python" -m venv .venv
+fi
+if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ requirements-dev.txt -nt "$stamp" ]; then
+  echo "bootstrap: installing Python packages (Pillow-SIMD builds from source; a few minutes the first time)"
+  .venv/bin/python -m pip install -q --upgrade pip wheel setuptools
+  # AVX2 where the CPU has it: Pillow-SIMD's resampling and colour paths use it.
+  cflags=""
+  grep -qw avx2 /proc/cpuinfo 2>/dev/null && cflags="-mavx2"
+  CC="cc $cflags" .venv/bin/python -m pip install -q -r requirements-dev.txt
+  # Pillow-SIMD and Pillow share the PIL namespace; nothing may replace the SIMD build.
+  if .venv/bin/python -m pip show pillow >/dev/null 2>&1; then
+    echo "bootstrap: a dependency pulled in Pillow; restoring Pillow-SIMD" >&2
+    .venv/bin/python -m pip uninstall -q -y pillow pillow-simd
+    CC="cc $cflags" .venv/bin/python -m pip install -q --no-deps --force-reinstall "$(grep -E '^pillow-simd' requirements.txt)"
+  fi
+  touch "$stamp"
+fi

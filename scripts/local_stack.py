@@ -1,0 +1,192 @@
+"""The embedded local stack: moto's server, the Chalice API and the upload-queue worker.
+
+    python scripts/local_stack.py            # make up: runs until Ctrl-C
+
+Starts moto (S3, DynamoDB, SQS, SNS) on 127.0.0.1:4566, provisions the ``local`` stage
+with the same code as the AWS stages, serves the app on 127.0.0.1:8000, and runs a
+worker that long-polls the upload queue and calls the very same processor handler
+Lambda calls, with Lambda's batch semantics (a batch that raises stays on the queue).
+Needs no AWS account, no Docker and no network.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __package__ in (None, ""):
+    # Run as a file: put the project root first, and drop scripts/ so that
+    # scripts/token.py cannot shadow the standard library's token module.
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from scripts.stage_config import LOCAL_STAGE, PROJECT_ROOT, apply_stage_environment
+
+READY_LINE = "local stack ready"
+PROCESSOR_HANDLER = "handle_upload_events"
+
+
+@dataclass
+class LambdaContext:
+    """The parts of Lambda's context object the handlers read."""
+
+    function_name: str
+    aws_request_id: str
+    timeout_seconds: float
+    started: float
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self.started + self.timeout_seconds - time.monotonic()) * 1000))
+
+
+class QueueWorker(threading.Thread):
+    """Long-polls the upload queue and invokes the processor handler like Lambda's SQS poller."""
+
+    def __init__(
+        self, handler: Callable[[dict[str, Any], Any], Any], queue_name: str, batch_size: int, stop: threading.Event
+    ) -> None:
+        super().__init__(name=f"queue-worker-{uuid.uuid4().hex[:4]}", daemon=True)
+        self._handler = handler
+        self._queue_name = queue_name
+        self._batch_size = batch_size
+        self._stop = stop
+
+    def run(self) -> None:
+        import boto3
+
+        sqs = boto3.client("sqs", region_name=os.environ.get("AWS_REGION", "us-east-1"))
+        url = sqs.get_queue_url(QueueName=self._queue_name)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        while not self._stop.is_set():
+            try:
+                messages = sqs.receive_message(
+                    QueueUrl=url,
+                    MaxNumberOfMessages=self._batch_size,
+                    WaitTimeSeconds=1,
+                    AttributeNames=["All"],
+                ).get("Messages", [])
+            except Exception as exc:  # moto going down at shutdown, mostly
+                if not self._stop.is_set():
+                    print(f"worker: receive failed: {exc}", file=sys.stderr)
+                    time.sleep(0.5)
+                continue
+            if not messages:
+                continue
+            event = {
+                "Records": [
+                    {
+                        "messageId": m["MessageId"],
+                        "receiptHandle": m["ReceiptHandle"],
+                        "body": m["Body"],
+                        "attributes": m.get("Attributes", {}),
+                        "messageAttributes": {},
+                        "md5OfBody": m.get("MD5OfBody", ""),
+                        "eventSource": "aws:sqs",
+                        "eventSourceARN": arn,
+                        "awsRegion": os.environ.get("AWS_REGION", "us-east-1"),
+                    }
+                    for m in messages
+                ]
+            }
+            context = LambdaContext(PROCESSOR_HANDLER, str(uuid.uuid4()), 60.0, time.monotonic())
+            try:
+                self._handler(event, context)
+            except Exception as exc:
+                # Lambda leaves a failed batch on the queue; it returns after the visibility timeout.
+                print(f"worker: batch failed, will be redelivered: {exc}", file=sys.stderr)
+                continue
+            sqs.delete_message_batch(
+                QueueUrl=url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+
+
+def configure_environment(aws_endpoint: str) -> dict[str, str]:
+    os.environ["AWS_ENDPOINT_URL"] = aws_endpoint
+    # moto accepts any credentials; these keep boto3 from looking for real ones.
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }.items():
+        os.environ[name] = value
+    for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        os.environ.pop(name, None)
+    return apply_stage_environment(LOCAL_STAGE)
+
+
+def run(host: str, aws_port: int, api_port: int, workers: int, stop: threading.Event) -> None:
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
+
+    aws_endpoint = f"http://{host}:{aws_port}"
+    environment = configure_environment(aws_endpoint)
+
+    moto_server = ThreadedMotoServer(ip_address=host, port=aws_port, verbose=False)
+    moto_server.start()
+
+    from scripts.provision import provision_stage
+
+    report = provision_stage(LOCAL_STAGE, aws_endpoint)
+    print(f"provisioned the local stage ({len(report.changes)} change(s))", flush=True)
+
+    from chalice.cli.factory import CLIFactory
+
+    factory = CLIFactory(project_dir=str(PROJECT_ROOT), environ=os.environ)
+    app = factory.load_chalice_app(environment)
+    config = factory.create_config_obj(chalice_stage_name=LOCAL_STAGE)
+    server = factory.create_local_server(app, config, host, api_port)
+    api_thread = threading.Thread(target=server.server.serve_forever, name="chalice-local", daemon=True)
+    api_thread.start()
+
+    handler = app.handler_map[PROCESSOR_HANDLER]
+    queue_name = environment["UPLOAD_QUEUE_NAME"]
+    worker_threads = [QueueWorker(handler, queue_name, batch_size=5, stop=stop) for _ in range(workers)]
+    for worker in worker_threads:
+        worker.start()
+
+    print(f"{READY_LINE}: api=http://{host}:{api_port} aws={aws_endpoint} workers={workers}", flush=True)
+    try:
+        while not stop.is_set():
+            stop.wait(0.5)
+    finally:
+        for worker in worker_threads:
+            worker.join(timeout=3)
+        server.server.shutdown()
+        moto_server.stop()
+        print("local stack stopped", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--aws-port", type=int, default=int(os.environ.get("LOCAL_AWS_PORT", "4566")))
+    parser.add_argument("--api-port", type=int, default=int(os.environ.get("LOCAL_API_PORT", "8000")))
+    parser.add_argument("--workers", type=int, default=2, help="concurrent processor invocations")
+    args = parser.parse_args(argv)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        parser.error("the local stack only listens on loopback")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    run(args.host, args.aws_port, args.api_port, args.workers, stop)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

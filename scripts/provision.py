@@ -1,0 +1,363 @@
+"""Create or update a stage's AWS resources, idempotently.
+
+    python scripts/provision.py --stage dev        # against AWS (your credentials)
+    python scripts/provision.py --stage local      # against AWS_ENDPOINT_URL (moto)
+
+The same code provisions moto in tests and the local stack, so what the tests exercise
+is what the stages get. Every step reads the current state first and changes only what
+differs; the report lists what changed (nothing, on a second run).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __package__ in (None, ""):
+    # Run as a file: put the project root first, and drop scripts/ so that
+    # scripts/token.py cannot shadow the standard library's token module.
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.exceptions import ClientError
+
+from scripts.stage_config import LOCAL_STAGE, apply_stage_environment
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_sns import SNSClient
+    from mypy_boto3_sqs import SQSClient
+
+MAX_RECEIVE_COUNT = 5
+PROCESSOR_TIMEOUT_SECONDS = 60
+LOCAL_VISIBILITY_TIMEOUT = 30  # the local worker retries quickly
+
+
+@dataclass(frozen=True)
+class StageResources:
+    stage: str
+    region: str
+    table_name: str
+    upload_bucket: str
+    image_bucket: str
+    queue_name: str
+    topic_name: str
+
+    @property
+    def dlq_name(self) -> str:
+        return f"{self.queue_name}-dlq"
+
+    @property
+    def is_local(self) -> bool:
+        return self.stage == LOCAL_STAGE
+
+    @classmethod
+    def from_environment(cls, stage: str, environment: dict[str, str]) -> StageResources:
+        return cls(
+            stage=stage,
+            region=environment.get("AWS_REGION", "us-east-1"),
+            table_name=environment["TABLE_NAME"],
+            upload_bucket=environment["UPLOAD_BUCKET"],
+            image_bucket=environment["IMAGE_BUCKET"],
+            queue_name=environment["UPLOAD_QUEUE_NAME"],
+            topic_name=environment["EVENTS_TOPIC_ARN"].rsplit(":", 1)[-1],
+        )
+
+
+@dataclass
+class Report:
+    changes: list[str] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
+
+    def changed(self, what: str) -> None:
+        self.changes.append(what)
+
+
+@dataclass
+class Clients:
+    dynamodb: DynamoDBClient
+    s3: S3Client
+    sqs: SQSClient
+    sns: SNSClient
+
+    @classmethod
+    def create(cls, region: str, endpoint_url: str | None = None) -> Clients:
+        session = boto3.session.Session(region_name=region)
+        return cls(
+            dynamodb=session.client("dynamodb", endpoint_url=endpoint_url),
+            s3=session.client("s3", endpoint_url=endpoint_url),
+            sqs=session.client("sqs", endpoint_url=endpoint_url),
+            sns=session.client("sns", endpoint_url=endpoint_url),
+        )
+
+
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
+# -- DynamoDB ---------------------------------------------------------------------------
+
+
+def _gsi(name: str) -> dict[str, Any]:
+    return {
+        "IndexName": name,
+        "KeySchema": [
+            {"AttributeName": f"{name}PK", "KeyType": "HASH"},
+            {"AttributeName": f"{name}SK", "KeyType": "RANGE"},
+        ],
+        "Projection": {"ProjectionType": "ALL"},
+    }
+
+
+def ensure_table(client: DynamoDBClient, res: StageResources, report: Report) -> None:
+    try:
+        client.describe_table(TableName=res.table_name)
+    except ClientError as exc:
+        if _code(exc) != "ResourceNotFoundException":
+            raise
+        client.create_table(
+            TableName=res.table_name,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": name, "AttributeType": "S"}
+                for name in ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK")
+            ],
+            KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
+            GlobalSecondaryIndexes=[_gsi("GSI1"), _gsi("GSI2")],  # type: ignore[list-item]
+            SSESpecification={"Enabled": True},
+        )
+        client.get_waiter("table_exists").wait(TableName=res.table_name)
+        report.changed(f"table {res.table_name} created")
+    ttl = client.describe_time_to_live(TableName=res.table_name)["TimeToLiveDescription"]
+    if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        client.update_time_to_live(
+            TableName=res.table_name, TimeToLiveSpecification={"Enabled": True, "AttributeName": "ttl"}
+        )
+        report.changed("table TTL on 'ttl' enabled")
+    backups = client.describe_continuous_backups(TableName=res.table_name)["ContinuousBackupsDescription"]
+    pitr = backups.get("PointInTimeRecoveryDescription", {}).get("PointInTimeRecoveryStatus")
+    if pitr != "ENABLED":
+        client.update_continuous_backups(
+            TableName=res.table_name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+        )
+        report.changed("table point-in-time recovery enabled")
+    report.outputs["TABLE_NAME"] = res.table_name
+
+
+# -- S3 -----------------------------------------------------------------------------------
+
+
+def ensure_bucket(client: S3Client, name: str, region: str, report: Report) -> None:
+    try:
+        client.head_bucket(Bucket=name)
+    except ClientError as exc:
+        if _code(exc) not in ("404", "NoSuchBucket", "NotFound"):
+            raise
+        if region == "us-east-1":
+            client.create_bucket(Bucket=name)
+        else:
+            client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": region})  # type: ignore[typeddict-item]
+        report.changed(f"bucket {name} created")
+    block = {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
+    try:
+        current_block = client.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+    except ClientError:
+        current_block = {}
+    if current_block != block:
+        client.put_public_access_block(Bucket=name, PublicAccessBlockConfiguration=block)  # type: ignore[arg-type]
+        report.changed(f"bucket {name}: public access blocked")
+    encryption = {
+        "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]
+    }
+    try:
+        rules = client.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
+        encrypted = any(r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") for r in rules)
+    except ClientError:
+        encrypted = False
+    if not encrypted:
+        client.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration=encryption)  # type: ignore[arg-type]
+        report.changed(f"bucket {name}: default encryption on")
+
+
+def ensure_upload_bucket_extras(client: S3Client, res: StageResources, report: Report) -> None:
+    cors_rules = [
+        {
+            "AllowedMethods": ["POST"],
+            "AllowedOrigins": ["*"],
+            "AllowedHeaders": ["*"],
+            "ExposeHeaders": ["ETag", "Location"],
+            "MaxAgeSeconds": 3000,
+        }
+    ]
+    try:
+        current = client.get_bucket_cors(Bucket=res.upload_bucket)["CORSRules"]
+    except ClientError:
+        current = []
+    if [_normalise(r) for r in current] != [_normalise(r) for r in cors_rules]:
+        client.put_bucket_cors(Bucket=res.upload_bucket, CORSConfiguration={"CORSRules": cors_rules})  # type: ignore[typeddict-item]
+        report.changed(f"bucket {res.upload_bucket}: CORS for browser POST uploads")
+    if not res.is_local:
+        status = client.get_bucket_accelerate_configuration(Bucket=res.upload_bucket).get("Status")
+        if status != "Enabled":
+            client.put_bucket_accelerate_configuration(
+                Bucket=res.upload_bucket, AccelerateConfiguration={"Status": "Enabled"}
+            )
+            report.changed(f"bucket {res.upload_bucket}: Transfer Acceleration enabled")
+
+
+def _normalise(rule: Any) -> str:
+    return json.dumps(
+        {k: sorted(v) if isinstance(v, list) else v for k, v in dict(rule).items() if k != "ID"}, sort_keys=True
+    )
+
+
+# -- SQS and SNS -----------------------------------------------------------------------
+
+
+def _queue(client: SQSClient, name: str, attributes: dict[str, str], report: Report) -> tuple[str, str]:
+    try:
+        url = client.get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as exc:
+        if "NonExistentQueue" not in _code(exc):
+            raise
+        url = client.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]  # type: ignore[arg-type]
+        report.changed(f"queue {name} created")
+    current = client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    wanted = {k: v for k, v in attributes.items() if _attribute_differs(current.get(k), v)}  # type: ignore[call-overload]
+    if wanted:
+        client.set_queue_attributes(QueueUrl=url, Attributes=wanted)  # type: ignore[arg-type]
+        report.changed(f"queue {name}: {', '.join(sorted(wanted))} updated")
+    return url, current["QueueArn"]
+
+
+def _attribute_differs(current: str | None, wanted: str) -> bool:
+    if current is None:
+        return True
+    try:
+        return bool(json.loads(current) != json.loads(wanted))
+    except (ValueError, TypeError):
+        return current != wanted
+
+
+def ensure_queues(client: SQSClient, res: StageResources, bucket_arn: str, report: Report) -> str:
+    _dlq_url, dlq_arn = _queue(client, res.dlq_name, {"MessageRetentionPeriod": str(14 * 24 * 3600)}, report)
+    visibility = LOCAL_VISIBILITY_TIMEOUT if res.is_local else 6 * PROCESSOR_TIMEOUT_SECONDS
+    url, arn = _queue(
+        client,
+        res.queue_name,
+        {
+            "VisibilityTimeout": str(visibility),
+            "MessageRetentionPeriod": str(4 * 24 * 3600),
+            "ReceiveMessageWaitTimeSeconds": "20",
+            "SqsManagedSseEnabled": "true",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(MAX_RECEIVE_COUNT)}),
+        },
+        report,
+    )
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "S3UploadEvents",
+                "Effect": "Allow",
+                "Principal": {"Service": "s3.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": bucket_arn}},
+            }
+        ],
+    }
+    current = client.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"]).get("Attributes", {})
+    if _attribute_differs(current.get("Policy"), json.dumps(policy)):
+        client.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+        report.changed(f"queue {res.queue_name}: S3 may send upload events")
+    report.outputs["UPLOAD_QUEUE_NAME"] = res.queue_name
+    return arn
+
+
+def ensure_topic(client: SNSClient, res: StageResources, report: Report) -> str:
+    existing = [
+        t["TopicArn"] for page in client.get_paginator("list_topics").paginate() for t in page.get("Topics", [])
+    ]
+    arn = next((a for a in existing if a.rsplit(":", 1)[-1] == res.topic_name), None)
+    if arn is None:
+        arn = client.create_topic(Name=res.topic_name)["TopicArn"]
+        report.changed(f"topic {res.topic_name} created")
+    attributes = client.get_topic_attributes(TopicArn=arn)["Attributes"]
+    if attributes.get("SignatureVersion") != "2":
+        client.set_topic_attributes(TopicArn=arn, AttributeName="SignatureVersion", AttributeValue="2")
+        report.changed(f"topic {res.topic_name}: SignatureVersion 2 (SHA256)")
+    report.outputs["EVENTS_TOPIC_ARN"] = arn
+    return arn
+
+
+def ensure_notification(client: S3Client, res: StageResources, queue_arn: str, report: Report) -> None:
+    wanted = {
+        "QueueConfigurations": [
+            {
+                "Id": "upload-created",
+                "QueueArn": queue_arn,
+                "Events": ["s3:ObjectCreated:*"],
+                "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "uploads/"}]}},
+            }
+        ]
+    }
+    current = client.get_bucket_notification_configuration(Bucket=res.upload_bucket)
+    queues = current.get("QueueConfigurations", [])
+    if [(q.get("QueueArn"), sorted(q.get("Events", []))) for q in queues] != [(queue_arn, ["s3:ObjectCreated:*"])]:
+        client.put_bucket_notification_configuration(
+            Bucket=res.upload_bucket,
+            NotificationConfiguration=wanted,  # type: ignore[arg-type]
+        )
+        report.changed(f"bucket {res.upload_bucket}: ObjectCreated -> {res.queue_name}")
+
+
+def provision(res: StageResources, clients: Clients) -> Report:
+    report = Report()
+    ensure_table(clients.dynamodb, res, report)
+    for bucket in (res.upload_bucket, res.image_bucket):
+        ensure_bucket(clients.s3, bucket, res.region, report)
+    ensure_upload_bucket_extras(clients.s3, res, report)
+    queue_arn = ensure_queues(clients.sqs, res, f"arn:aws:s3:::{res.upload_bucket}", report)
+    ensure_topic(clients.sns, res, report)
+    ensure_notification(clients.s3, res, queue_arn, report)
+    report.outputs.update(UPLOAD_BUCKET=res.upload_bucket, IMAGE_BUCKET=res.image_bucket)
+    return report
+
+
+def provision_stage(stage: str, endpoint_url: str | None = None) -> Report:
+    environment = apply_stage_environment(stage)
+    res = StageResources.from_environment(stage, environment)
+    return provision(res, Clients.create(res.region, endpoint_url))
+
+
+def main(argv: list[str] | None = None) -> int:
+    import os
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--stage", required=True, help="a stage of .chalice/config.json")
+    parser.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"), help="e.g. http://127.0.0.1:4566")
+    args = parser.parse_args(argv)
+    if args.stage == LOCAL_STAGE and not args.endpoint_url:
+        parser.error("the local stage needs --endpoint-url (or AWS_ENDPOINT_URL): it never talks to AWS")
+    report = provision_stage(args.stage, args.endpoint_url)
+    for change in report.changes:
+        print(f"changed: {change}")
+    print(f"{len(report.changes)} change(s)" if report.changes else "no changes: the stage is up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

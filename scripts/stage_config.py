@@ -1,0 +1,43 @@
+"""Reads a stage's environment from ``.chalice/config.json`` (global values, then the stage's)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_PATH = PROJECT_ROOT / ".chalice" / "config.json"
+LOCAL_STAGE = "local"
+
+
+def ensure_project_on_path() -> None:
+    """Let scripts import ``chalicelib`` and ``processors`` when run as files."""
+    root = str(PROJECT_ROOT)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+
+
+def load_config(path: Path = CONFIG_PATH) -> dict[str, Any]:
+    config: dict[str, Any] = json.loads(path.read_text())
+    return config
+
+
+def stage_environment(stage: str, path: Path = CONFIG_PATH) -> dict[str, str]:
+    config = load_config(path)
+    if stage not in config.get("stages", {}):
+        known = ", ".join(sorted(config.get("stages", {})))
+        raise SystemExit(f"unknown stage {stage!r}; .chalice/config.json has: {known}")
+    environment = dict(config.get("environment_variables", {}))
+    environment.update(config["stages"][stage].get("environment_variables", {}))
+    return {name: str(value) for name, value in environment.items()}
+
+
+def apply_stage_environment(stage: str) -> dict[str, str]:
+    """Put the stage's variables into ``os.environ`` (without overriding explicit ones)."""
+    environment = stage_environment(stage)
+    for name, value in environment.items():
+        os.environ.setdefault(name, value)
+    return environment

@@ -1,0 +1,51 @@
+"""Print a bearer token the local stage accepts, for any user id.
+
+    python scripts/token.py alice                 # valid for an hour
+    python scripts/token.py alice --ttl 600
+    TOKEN=$(python scripts/token.py alice)
+
+Only the token goes to stdout, so it can be captured. Local stage only: AWS stages
+verify Cognito tokens and have no shared secret.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __package__ in (None, ""):
+    # Run as a file: put the project root first, and drop scripts/ so that
+    # scripts/token.py cannot shadow the standard library's token module.
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import argparse
+import sys
+
+from chalicelib.auth import mint_local_token
+from scripts.stage_config import LOCAL_STAGE, stage_environment
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("user_id", help="the token's subject (the user id)")
+    parser.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
+    parser.add_argument("--scope", action="append", default=[], help="a scope to grant, e.g. images:import")
+    args = parser.parse_args(argv)
+    if not args.user_id or "/" in args.user_id or len(args.user_id) > 128:
+        parser.error("user_id must be 1-128 characters without '/'")
+    environment = stage_environment(LOCAL_STAGE)
+    print(
+        mint_local_token(
+            environment["LOCAL_JWT_SECRET"],
+            args.user_id,
+            issuer=environment["JWT_ISSUER"],
+            audience=environment["JWT_AUDIENCE"],
+            ttl_seconds=args.ttl,
+            scopes=tuple(args.scope),
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
