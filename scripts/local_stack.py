@@ -3,7 +3,8 @@
     python scripts/local_stack.py            # make up: runs until Ctrl-C
 
 Starts moto (S3, DynamoDB, SQS, SNS) on 127.0.0.1:4566, provisions the ``local`` stage
-with the same code as the AWS stages, serves the app on 127.0.0.1:8000, and runs a
+with the same code as the AWS stages, serves the app on 127.0.0.1:8000 and the
+renditions on 127.0.0.1:8001 (a stand-in for CloudFront), and runs a
 worker that long-polls the upload queue and calls the very same processor handler
 Lambda calls, with Lambda's batch semantics (a batch that raises stays on the queue).
 Needs no AWS account, no Docker and no network.
@@ -26,9 +27,11 @@ import sys
 import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from scripts.stage_config import LOCAL_STAGE, PROJECT_ROOT, apply_stage_environment
 
@@ -111,8 +114,53 @@ class QueueWorker(threading.Thread):
             )
 
 
-def configure_environment(aws_endpoint: str) -> dict[str, str]:
+class LocalCdn(threading.Thread):
+    """Plays CloudFront with origin access control: the image bucket stays private and
+    this server reads it with credentials, so rendition URLs work with a plain GET."""
+
+    def __init__(self, host: str, port: int, bucket: str) -> None:
+        super().__init__(name="local-cdn", daemon=True)
+        import boto3
+
+        s3 = boto3.client("s3", region_name=os.environ.get("AWS_REGION", "us-east-1"))
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                self._serve(with_body=True)
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                self._serve(with_body=False)
+
+            def _serve(self, with_body: bool) -> None:
+                key = unquote(urlsplit(self.path).path.lstrip("/"))
+                try:
+                    obj = s3.get_object(Bucket=bucket, Key=key)
+                except s3.exceptions.NoSuchKey:
+                    self.send_error(404, "Not Found")
+                    return
+                body = obj["Body"].read()
+                self.send_response(200)
+                self.send_header("Content-Type", obj.get("ContentType", "application/octet-stream"))
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Cache-Control", obj.get("CacheControl", "no-cache"))
+                self.send_header("ETag", obj.get("ETag", ""))
+                self.send_header("Access-Control-Allow-Origin", "*")
+                self.end_headers()
+                if with_body:
+                    self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+                return
+
+        self.server = ThreadingHTTPServer((host, port), Handler)
+
+    def run(self) -> None:
+        self.server.serve_forever()
+
+
+def configure_environment(aws_endpoint: str, cdn_url: str) -> dict[str, str]:
     os.environ["AWS_ENDPOINT_URL"] = aws_endpoint
+    os.environ["IMAGE_BASE_URL"] = cdn_url
     # moto accepts any credentials; these keep boto3 from looking for real ones.
     for name, value in {
         "AWS_ACCESS_KEY_ID": "testing",
@@ -127,7 +175,7 @@ def configure_environment(aws_endpoint: str) -> dict[str, str]:
     return apply_stage_environment(LOCAL_STAGE)
 
 
-def run(host: str, aws_port: int, api_port: int, workers: int, stop: threading.Event) -> None:
+def run(host: str, aws_port: int, api_port: int, cdn_port: int, workers: int, stop: threading.Event) -> None:
     import logging
 
     from moto.server import ThreadedMotoServer
@@ -135,7 +183,8 @@ def run(host: str, aws_port: int, api_port: int, workers: int, stop: threading.E
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's per-request lines
 
     aws_endpoint = f"http://{host}:{aws_port}"
-    environment = configure_environment(aws_endpoint)
+    cdn_url = f"http://{host}:{cdn_port}"
+    environment = configure_environment(aws_endpoint, cdn_url)
 
     moto_server = ThreadedMotoServer(ip_address=host, port=aws_port, verbose=False)
     moto_server.start()
@@ -145,7 +194,15 @@ def run(host: str, aws_port: int, api_port: int, workers: int, stop: threading.E
     report = provision_stage(LOCAL_STAGE, aws_endpoint)
     print(f"provisioned the local stage ({len(report.changes)} change(s))", flush=True)
 
+    cdn = LocalCdn(host, cdn_port, environment["IMAGE_BUCKET"])
+    cdn.start()
+
+    from chalice import local as chalice_local
     from chalice.cli.factory import CLIFactory
+
+    # socketserver's default listen backlog is 5: bursts of clients would be reset.
+    chalice_local.ThreadedHTTPServer.request_queue_size = 256
+    chalice_local.ThreadedHTTPServer.daemon_threads = True
 
     factory = CLIFactory(project_dir=str(PROJECT_ROOT), environ=os.environ)
     app = factory.load_chalice_app(environment)
@@ -160,7 +217,7 @@ def run(host: str, aws_port: int, api_port: int, workers: int, stop: threading.E
     for worker in worker_threads:
         worker.start()
 
-    print(f"{READY_LINE}: api=http://{host}:{api_port} aws={aws_endpoint} workers={workers}", flush=True)
+    print(f"{READY_LINE}: api=http://{host}:{api_port} aws={aws_endpoint} cdn={cdn_url} workers={workers}", flush=True)
     try:
         while not stop.is_set():
             stop.wait(0.5)
@@ -168,6 +225,7 @@ def run(host: str, aws_port: int, api_port: int, workers: int, stop: threading.E
         for worker in worker_threads:
             worker.join(timeout=3)
         server.server.shutdown()
+        cdn.server.shutdown()
         moto_server.stop()
         print("local stack stopped", flush=True)
 
@@ -177,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--aws-port", type=int, default=int(os.environ.get("LOCAL_AWS_PORT", "4566")))
     parser.add_argument("--api-port", type=int, default=int(os.environ.get("LOCAL_API_PORT", "8000")))
+    parser.add_argument("--cdn-port", type=int, default=int(os.environ.get("LOCAL_CDN_PORT", "8001")))
     parser.add_argument("--workers", type=int, default=2, help="concurrent processor invocations")
     args = parser.parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
@@ -184,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    run(args.host, args.aws_port, args.api_port, args.workers, stop)
+    run(args.host, args.aws_port, args.api_port, args.cdn_port, args.workers, stop)
     return 0
 
 

@@ -1,0 +1,119 @@
+"""`make demo`: start the local stack, upload the corpus photos the way a client does, show the results.
+
+For each photo: POST /images -> multipart POST straight to S3 with the presigned form ->
+poll GET /images/{id}/status until it is terminal. The renditions are downloaded into
+the output folder, and the stack stops at the end. Exit status 0 only when every photo
+completed.
+
+    python scripts/demo.py [--corpus DIR] [--out DIR] [--user NAME]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __package__ in (None, ""):
+    # Run as a file: put the project root first, and drop scripts/ so that
+    # scripts/token.py cannot shadow the standard library's token module.
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import argparse
+import io
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from chalicelib.auth import mint_local_token
+from scripts.image_client import CONTENT_TYPES, ImageServiceClient
+from scripts.stack_process import PROJECT_ROOT, local_stack
+from scripts.stage_config import LOCAL_STAGE, stage_environment
+
+DEFAULT_CORPUS = Path(os.environ.get("IMAGE_CORPUS_DIR", PROJECT_ROOT.parent / "shared" / "corpus"))
+
+
+@dataclass
+class Result:
+    file: str
+    status: str
+    source_bytes: int
+    webp_bytes: int = 0
+    thumb_bytes: int = 0
+    size: str = ""
+    seconds: float = 0.0
+    error: str = ""
+
+
+def upload_one(client: ImageServiceClient, path: Path, out_dir: Path) -> Result:
+    data = path.read_bytes()
+    created = client.create_upload(path.name, CONTENT_TYPES[path.suffix.lower()], len(data), title=path.stem)
+    print(f"  {path.name}: created {created['id']}, uploading {len(data):,} bytes", file=sys.stderr)
+    client.upload(created, data, path.name)
+    uploaded = time.monotonic()
+    final = client.wait_until_done(created["id"], timeout=300)
+    seconds = time.monotonic() - uploaded
+    result = Result(path.name, final["status"], len(data), seconds=seconds)
+    if final["status"] != "completed":
+        result.error = final.get("error", {}).get("message", "")
+        return result
+    webp = client.fetch(final["imageUrl"])
+    thumb = client.fetch(final["thumbnailUrl"])
+    (out_dir / f"{path.stem}.webp").write_bytes(webp)
+    (out_dir / f"{path.stem}.thumb.webp").write_bytes(thumb)
+    with Image.open(io.BytesIO(webp)) as image:
+        result.size = f"{image.width}x{image.height}"
+    result.webp_bytes, result.thumb_bytes = len(webp), len(thumb)
+    print(f"  {path.name}: {final['status']} {seconds:.2f}s after upload", file=sys.stderr)
+    return result
+
+
+def print_table(results: list[Result]) -> None:
+    header = (
+        f"{'file':<22} {'status':<10} {'source':>11} {'webp':>10} {'thumb':>8} {'rendition':>10} {'upload->done':>13}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in results:
+        print(
+            f"{r.file:<22} {r.status:<10} {r.source_bytes:>11,} {r.webp_bytes:>10,} {r.thumb_bytes:>8,} "
+            f"{r.size:>10} {r.seconds:>12.2f}s"
+        )
+        if r.error:
+            print(f"{'':<22} error: {r.error}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument(
+        "--corpus", type=Path, default=DEFAULT_CORPUS, help=f"photos to upload (default {DEFAULT_CORPUS})"
+    )
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "demo-output", help="where renditions are written")
+    parser.add_argument("--user", default="demo-user", help="the user id to upload as")
+    parser.add_argument("--concurrency", type=int, default=4)
+    args = parser.parse_args(argv)
+    photos = sorted(p for p in args.corpus.glob("*") if p.suffix.lower() in CONTENT_TYPES)
+    if not photos:
+        parser.error(f"no JPEG/PNG/WebP/GIF files in {args.corpus}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    env = stage_environment(LOCAL_STAGE)
+    token = mint_local_token(env["LOCAL_JWT_SECRET"], args.user, issuer=env["JWT_ISSUER"], audience=env["JWT_AUDIENCE"])
+    print("starting the local stack (moto + Chalice API + queue worker)...", file=sys.stderr)
+    with local_stack() as stack:
+        print(f"stack up: api {stack.api_url}, aws {stack.aws_url}; uploading {len(photos)} photos", file=sys.stderr)
+        client = ImageServiceClient(stack.api_url, token)
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
+            results = list(pool.map(lambda p: upload_one(client, p, args.out), photos))
+        elapsed = time.monotonic() - started
+    print()
+    print_table(results)
+    done = sum(r.status == "completed" for r in results)
+    print(f"\n{done}/{len(results)} completed in {elapsed:.1f}s; renditions written to {args.out}")
+    return 0 if done == len(results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""Functional tests: moto in-process, the same provisioning code as the stages, and
+``chalice.test.Client``. The environment is set before ``app`` is imported."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tests.conftest import LOCAL_ENV, PROJECT_ROOT
+
+
+@dataclass
+class Stack:
+    """Handles on the mocked stage's resources."""
+
+    s3: Any
+    sqs: Any
+    dynamodb: Any
+    sns: Any
+    queue_url: str
+    upload_bucket: str
+    image_bucket: str
+    table_name: str
+    topic_arn: str
+
+
+@pytest.fixture
+def aws_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        **LOCAL_ENV,
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    from chalicelib import dependencies
+    from scripts.provision import Clients, StageResources, provision
+
+    with mock_aws():
+        dependencies.reset()
+        resources = StageResources.from_environment("local", dict(os.environ))
+        report = provision(resources, Clients.create("us-east-1"))
+        sqs = boto3.client("sqs", region_name="us-east-1")
+        yield Stack(
+            s3=boto3.client("s3", region_name="us-east-1"),
+            sqs=sqs,
+            dynamodb=boto3.client("dynamodb", region_name="us-east-1"),
+            sns=boto3.client("sns", region_name="us-east-1"),
+            queue_url=sqs.get_queue_url(QueueName=resources.queue_name)["QueueUrl"],
+            upload_bucket=resources.upload_bucket,
+            image_bucket=resources.image_bucket,
+            table_name=resources.table_name,
+            topic_arn=report.outputs["EVENTS_TOPIC_ARN"],
+        )
+        dependencies.reset()
+
+
+@pytest.fixture
+def api(aws_stack: Stack) -> Iterator[Any]:
+    """``chalice.test.Client`` over the app, with the local stage's configuration."""
+    from chalice.test import Client
+
+    from app import app
+
+    with Client(app, stage_name="local", project_dir=str(PROJECT_ROOT)) as client:
+        yield client
