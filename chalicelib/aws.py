@@ -18,10 +18,12 @@ from chalicelib.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from botocore.config import _RetryDict
+    from mypy_boto3_cloudfront import CloudFrontClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
 
 _session_lock = threading.Lock()
 
@@ -87,6 +89,18 @@ def sns() -> SNSClient:
 
 
 @lru_cache(maxsize=1)
+def cloudfront() -> CloudFrontClient:
+    client: CloudFrontClient = _client("cloudfront", client_config(get_settings()))
+    return client
+
+
+@lru_cache(maxsize=1)
+def ssm() -> SSMClient:
+    client: SSMClient = _client("ssm", client_config(get_settings()))
+    return client
+
+
+@lru_cache(maxsize=1)
 def sqs() -> SQSClient:
     client: SQSClient = _client("sqs", client_config(get_settings()))
     return client
@@ -94,5 +108,5 @@ def sqs() -> SQSClient:
 
 def reset_clients() -> None:
     """Forget every cached client (tests switch endpoints and credentials)."""
-    for factory in (dynamodb, s3, s3_presigner, sns, sqs, _session):
+    for factory in (dynamodb, s3, s3_presigner, sns, sqs, cloudfront, ssm, _session):
         factory.cache_clear()

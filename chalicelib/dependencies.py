@@ -6,9 +6,13 @@ from functools import lru_cache
 
 from chalicelib import aws
 from chalicelib.auth import JwksTokenVerifier, LocalTokenVerifier, TokenVerifier
+from chalicelib.repositories.cdn import CdnInvalidator
 from chalicelib.repositories.events import EventPublisher
-from chalicelib.repositories.images import ImageRepository
+from chalicelib.repositories.images import ImageQueries, ImageRepository
+from chalicelib.repositories.secrets import read_secret
 from chalicelib.repositories.storage import ObjectStore
+from chalicelib.services.cursors import CursorCodec
+from chalicelib.services.images import ImageService
 from chalicelib.services.presenter import Presenter
 from chalicelib.services.processing import ProcessingService
 from chalicelib.services.uploads import UploadService
@@ -45,6 +49,22 @@ def upload_service() -> UploadService:
 
 
 @lru_cache(maxsize=1)
+def cursor_codec() -> CursorCodec:
+    settings = get_settings()
+    secret = settings.cursor_secret or read_secret(aws.ssm(), settings.cursor_secret_parameter)
+    return CursorCodec(secret)
+
+
+@lru_cache(maxsize=1)
+def image_service() -> ImageService:
+    settings = get_settings()
+    cdn = CdnInvalidator(aws.cloudfront(), settings.cdn_distribution_id) if settings.cdn_distribution_id else None
+    queries = ImageQueries(aws.dynamodb(), settings.table_name)
+    # The cursor secret is read on the first list, not on every cold start.
+    return ImageService(image_repository(), queries, object_store(), cursor_codec, cdn)
+
+
+@lru_cache(maxsize=1)
 def processing_service() -> ProcessingService:
     settings = get_settings()
     publisher = EventPublisher(aws.sns(), settings.events_topic_arn)
@@ -53,7 +73,16 @@ def processing_service() -> ProcessingService:
 
 def reset() -> None:
     """Forget settings, clients and services (tests change the environment)."""
-    for getter in (token_verifier, image_repository, object_store, presenter, upload_service, processing_service):
+    for getter in (
+        token_verifier,
+        image_repository,
+        object_store,
+        presenter,
+        upload_service,
+        cursor_codec,
+        image_service,
+        processing_service,
+    ):
         getter.cache_clear()
     aws.reset_clients()
     get_settings.cache_clear()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -64,6 +65,24 @@ class NotFound(DomainError):
     default_message = "No such resource."
 
 
+class InvalidCursor(DomainError):
+    status_code = 400
+    code = "invalid_cursor"
+    default_message = "The cursor is not valid for this query. Start again without a cursor."
+
+
+class VersionConflict(DomainError):
+    status_code = 409
+    code = "version_conflict"
+    default_message = "The image was changed since you read it. Fetch it again and retry with its version."
+
+
+class PreconditionRequired(DomainError):
+    status_code = 428
+    code = "precondition_required"
+    default_message = "Send the version you last saw, in the body's 'version' or an If-Match header."
+
+
 class IdempotencyKeyReused(DomainError):
     status_code = 422
     code = "idempotency_key_reused"
@@ -79,4 +98,12 @@ class TransientFailure(DomainError):
 
 
 class ConditionFailed(Exception):
-    """A conditional write lost: the item is not in the state the write expected."""
+    """A conditional write lost: the item is not in the state the write expected.
+
+    ``item`` is the item as it was (DynamoDB attribute values) when the write asked for it
+    with ``ReturnValuesOnConditionCheckFailure``, else None.
+    """
+
+    def __init__(self, message: str = "condition failed", item: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.item = item

@@ -31,6 +31,12 @@ class Settings(BaseModel):
     # Public base of rendition URLs: the CloudFront domain in AWS stages, the local S3
     # endpoint's bucket URL locally. Empty means "derive from the image bucket".
     image_base_url: str = ""
+    # CloudFront distribution in front of the image bucket; empty: no CDN to invalidate.
+    cdn_distribution_id: str = ""
+    # Signs pagination cursors. Locally from the stage config; in AWS stages from the SSM
+    # SecureString parameter that provisioning creates (read once, on first use).
+    cursor_secret: str = ""
+    cursor_secret_parameter: str = ""
 
     max_upload_bytes: int = Field(default=10 * MIB, ge=1, le=5 * 1024 * MIB)
     max_image_pixels: int = Field(default=50_000_000, ge=1)
@@ -53,6 +59,10 @@ class Settings(BaseModel):
                 raise ValueError("LOCAL_JWT_SECRET must be at least 32 characters")
         elif not self.jwks_url.startswith("https://"):
             raise ValueError("JWKS_URL must be an https URL when AUTH_MODE is 'jwks'")
+        if not self.cursor_secret and not self.cursor_secret_parameter:
+            raise ValueError("set CURSOR_SECRET or CURSOR_SECRET_PARAMETER (pagination cursors are signed)")
+        if self.cursor_secret and len(self.cursor_secret) < 32:
+            raise ValueError("CURSOR_SECRET must be at least 32 characters")
         return self
 
     @property

@@ -158,6 +158,29 @@ class LocalCdn(threading.Thread):
         self.server.serve_forever()
 
 
+def serialise_moto_dynamodb() -> None:
+    """Make moto's DynamoDB transactions atomic under concurrent requests, as DynamoDB's are.
+
+    moto applies TransactWriteItems by snapshotting the tables and restoring the snapshot
+    when a condition fails; with requests in parallel threads, a restore can undo or let
+    through another request's write (seen: two images for one Idempotency-Key). One lock
+    around moto's DynamoDB request handling restores the guarantee the service relies on.
+    """
+    from moto.dynamodb.responses import DynamoHandler
+
+    if getattr(DynamoHandler.call_action, "serialised", False):
+        return
+    lock = threading.Lock()
+    original = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with lock:
+            return original(self)
+
+    call_action.serialised = True  # type: ignore[attr-defined]
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
+
+
 def configure_environment(aws_endpoint: str, cdn_url: str) -> dict[str, str]:
     os.environ["AWS_ENDPOINT_URL"] = aws_endpoint
     os.environ["IMAGE_BASE_URL"] = cdn_url
@@ -186,6 +209,7 @@ def run(host: str, aws_port: int, api_port: int, cdn_port: int, workers: int, st
     cdn_url = f"http://{host}:{cdn_port}"
     environment = configure_environment(aws_endpoint, cdn_url)
 
+    serialise_moto_dynamodb()
     moto_server = ThreadedMotoServer(ip_address=host, port=aws_port, verbose=False)
     moto_server.start()
 

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from chalice.app import Blueprint
-from chalice.app import Response
+from chalice.app import Blueprint, Response
 
 from chalicelib.api.http import api_view, json_response
 from chalicelib.models.responses import HealthOut
@@ -15,3 +14,12 @@ health_api = Blueprint(__name__)
 @api_view
 def health() -> Response:
     return json_response(HealthOut())
+
+
+@health_api.route("/openapi.json", methods=["GET"])
+@api_view
+def openapi() -> Response:
+    # Imported on first request: building the document is not cold-start work.
+    from chalicelib.api.openapi import openapi_document
+
+    return json_response(openapi_document())

@@ -6,7 +6,7 @@ import functools
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from chalice.app import Request, Response
 from pydantic import BaseModel, ValidationError
@@ -16,7 +16,6 @@ from chalicelib.auth import Principal, bearer_token
 from chalicelib.errors import DomainError, FieldProblem, ValidationFailed
 from chalicelib.models.responses import ErrorDetail, ErrorInfo, ErrorResponse
 
-ModelT = TypeVar("ModelT", bound=BaseModel)
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
 # Chalice answers some requests itself (unknown method, wrong Content-Type, crashes)
@@ -59,7 +58,18 @@ def error_response(error: DomainError, req_id: str) -> Response:
     return json_response(ErrorResponse(error=info), error.status_code, headers)
 
 
-def parse_body[ModelT: BaseModel](request: Request, model: type[ModelT]) -> ModelT:
+def _validate[M: BaseModel](model: type[M], payload: dict[str, Any], what: str) -> M:
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        problems = [
+            FieldProblem(field=".".join(str(p) for p in err["loc"]) or "body", message=err["msg"])
+            for err in exc.errors()
+        ]
+        raise ValidationFailed(f"The {what} has invalid fields.", problems) from exc
+
+
+def parse_body[M: BaseModel](request: Request, model: type[M]) -> M:
     """Validate the JSON body into ``model``; any problem is a 400 naming the fields."""
     raw = request.raw_body
     if not raw:
@@ -70,14 +80,12 @@ def parse_body[ModelT: BaseModel](request: Request, model: type[ModelT]) -> Mode
         raise ValidationFailed("The request body is not valid JSON.") from exc
     if not isinstance(payload, dict):
         raise ValidationFailed("The request body must be a JSON object.")
-    try:
-        return model.model_validate(payload)
-    except ValidationError as exc:
-        problems = [
-            FieldProblem(field=".".join(str(p) for p in err["loc"]) or "body", message=err["msg"])
-            for err in exc.errors()
-        ]
-        raise ValidationFailed("The request body has invalid fields.", problems) from exc
+    return _validate(model, payload, "request body")
+
+
+def parse_query[M: BaseModel](request: Request, model: type[M]) -> M:
+    """Validate the query string into ``model``; problems are a 400 naming the parameters."""
+    return _validate(model, dict(request.query_params or {}), "query string")
 
 
 def authenticate(request: Request) -> Principal:

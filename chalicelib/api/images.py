@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from chalice.app import Blueprint
-from chalice.app import Response
+from chalice.app import Blueprint, Response
 from pydantic import TypeAdapter, ValidationError
 
 from chalicelib import dependencies
-from chalicelib.api.http import api_view, authenticate, json_response, parse_body
+from chalicelib.api.http import api_view, authenticate, json_response, parse_body, parse_query
 from chalicelib.errors import FieldProblem, ValidationFailed
-from chalicelib.models.requests import CreateImageRequest, IdempotencyKey
-from chalicelib.models.responses import CreateImageResponse, PresignedUpload
+from chalicelib.models.domain import ImageRecord
+from chalicelib.models.requests import CreateImageRequest, IdempotencyKey, ListImagesQuery, UpdateImageRequest
+from chalicelib.models.responses import CreateImageResponse, ImageListOut, PresignedUpload
 
 images_api = Blueprint(__name__)
 
@@ -59,5 +59,49 @@ def create_image() -> Response:
 @api_view
 def get_image_status(image_id: str) -> Response:
     principal = authenticate(images_api.current_request)
-    record = dependencies.upload_service().get_owned(principal.user_id, image_id)
+    record = dependencies.image_service().get(principal.user_id, image_id)
     return json_response(dependencies.presenter().status(record), headers={"Cache-Control": "no-store"})
+
+
+@images_api.route("/images", methods=["GET"])
+@api_view
+def list_images() -> Response:
+    request = images_api.current_request
+    principal = authenticate(request)
+    page = dependencies.image_service().list(principal.user_id, parse_query(request, ListImagesQuery))
+    presenter = dependencies.presenter()
+    body = ImageListOut(images=[presenter.image(r) for r in page.records], next_cursor=page.next_cursor)
+    return json_response(body, headers={"Cache-Control": "no-store"})
+
+
+@images_api.route("/images/{image_id}", methods=["GET"])
+@api_view
+def get_image(image_id: str) -> Response:
+    principal = authenticate(images_api.current_request)
+    record = dependencies.image_service().get(principal.user_id, image_id)
+    return _image_response(record)
+
+
+@images_api.route("/images/{image_id}", methods=["PATCH"])
+@api_view
+def update_image(image_id: str) -> Response:
+    request = images_api.current_request
+    principal = authenticate(request)
+    body = parse_body(request, UpdateImageRequest)
+    record = dependencies.image_service().update(principal.user_id, image_id, body, request.headers.get("if-match"))
+    return _image_response(record)
+
+
+@images_api.route("/images/{image_id}", methods=["DELETE"])
+@api_view
+def delete_image(image_id: str) -> Response:
+    principal = authenticate(images_api.current_request)
+    dependencies.image_service().delete(principal.user_id, image_id)
+    return Response(body="", status_code=204)
+
+
+def _image_response(record: ImageRecord) -> Response:
+    return json_response(
+        dependencies.presenter().image(record),
+        headers={"ETag": f'"{record.version}"', "Cache-Control": "private, no-cache"},
+    )

@@ -12,8 +12,7 @@ import os
 from functools import lru_cache
 from typing import Any
 
-from chalice.app import Blueprint
-from chalice.app import SQSEvent, SQSRecord
+from chalice.app import Blueprint, SQSEvent, SQSRecord
 
 from chalicelib import aws, dependencies, logs
 

@@ -13,9 +13,10 @@ from pydantic.alias_generators import to_camel
 ULID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 # Legacy gallery rows keep their UUIDs as ids.
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-IMAGE_ID_RE = re.compile(f"{ULID_PATTERN}|{UUID_PATTERN}")
+IMAGE_ID_PATTERN = f"{ULID_PATTERN}|{UUID_PATTERN}"
+IMAGE_ID_RE = re.compile(IMAGE_ID_PATTERN)
 
-ImageId = Annotated[str, Field(pattern=f"{ULID_PATTERN}|{UUID_PATTERN}", examples=["01JD3ZK4Q8N6W2T1R5Y7B9C0DE"])]
+ImageId = Annotated[str, Field(pattern=IMAGE_ID_PATTERN, examples=["01JD3ZK4Q8N6W2T1R5Y7B9C0DE"])]
 UserId = Annotated[str, Field(min_length=1, max_length=128)]
 
 ALLOWED_CONTENT_TYPES: tuple[str, ...] = ("image/jpeg", "image/png", "image/webp", "image/gif")

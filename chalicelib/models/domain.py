@@ -71,6 +71,7 @@ class ImageRecord(BaseModel):
     error_message: str | None = None
     event_id: str | None = None
     event_published: bool = False
+    deleted_at: str | None = None  # a delete is under way; the record reads as gone
 
     @property
     def upload_key(self) -> str:

@@ -52,3 +52,29 @@ class CreateImageRequest(CamelModel):
         """A stable hash of the request, to tell a replay from a reused Idempotency-Key."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class UpdateImageRequest(CamelModel):
+    """Body of ``PATCH /images/{id}``: any editable field, plus the version last seen."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    title: Title | None = None
+    description: Description | None = None
+    tags: Tags | None = None
+    album_id: AlbumId | None = None
+    version: Annotated[StrictInt, Field(ge=1)] | None = None
+
+    def changes(self) -> dict[str, object]:
+        """The fields the client sent (an explicit null clears title, description or album)."""
+        return {name: getattr(self, name) for name in self.model_fields_set if name != "version"}
+
+
+class ListImagesQuery(CamelModel):
+    """Query string of ``GET /images`` (unknown parameters, such as cache-busters, are ignored)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    limit: Annotated[int, Field(ge=1, le=100)] = 20
+    cursor: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
+    album_id: AlbumId | None = None

@@ -58,6 +58,11 @@ class ImageOut(CamelModel):
     version: int
 
 
+class ImageListOut(CamelModel):
+    images: list[ImageOut]
+    next_cursor: str | None
+
+
 class PresignedUpload(CamelModel):
     method: Literal["POST"] = "POST"
     url: str

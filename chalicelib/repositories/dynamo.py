@@ -76,7 +76,7 @@ def translated_errors() -> Iterator[None]:
         yield
     except ClientError as exc:
         if error_code(exc) == "ConditionalCheckFailedException":
-            raise ConditionFailed(str(exc)) from exc
+            raise ConditionFailed(error_code(exc), item=exc.response.get("Item")) from exc  # type: ignore[arg-type]
         if is_transient(exc):
             raise TransientFailure() from exc
         raise

@@ -10,6 +10,7 @@ Keys (single-table, as the seed data model):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -185,7 +186,8 @@ class ImageRepository:
             "errorCode": outcome.error_code,
             "errorMessage": outcome.error_message,
         }
-        return self._update(image_id, set_values=values, expected=(ImageStatus.PROCESSING,), bump_version=True)
+        # ``version`` counts metadata edits (optimistic locking for PATCH), not processing.
+        return self._update(image_id, set_values=values, expected=(ImageStatus.PROCESSING,), bump_version=False)
 
     def mark_event_published(self, image_id: str, event_id: str) -> None:
         with translated_errors():
@@ -238,7 +240,9 @@ class ImageRepository:
                 TableName=self._table,
                 Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
                 UpdateExpression=expression,
-                ConditionExpression=f"attribute_exists(PK) AND #status IN ({', '.join(allowed)})",
+                ConditionExpression=(
+                    f"attribute_exists(PK) AND attribute_not_exists(deletedAt) AND #status IN ({', '.join(allowed)})"
+                ),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
@@ -248,3 +252,153 @@ class ImageRepository:
 
 class TransactionConflict(ConditionFailed):
     """A concurrent transaction on the same items won; retrying is safe."""
+
+
+# Marks the record deleted and drops its index keys, so no listing shows it any more.
+_TOMBSTONE = "SET deletedAt = if_not_exists(deletedAt, :now) REMOVE GSI1PK, GSI1SK, GSI2PK, GSI2SK"
+
+
+class WriteRejected(ConditionFailed):
+    """A conditional metadata write lost; ``current`` is the record as it was, if any."""
+
+    def __init__(self, current: ImageRecord | None) -> None:
+        super().__init__("write rejected")
+        self.current = current
+
+
+@dataclass(frozen=True)
+class Page:
+    records: list[ImageRecord]
+    last_key: dict[str, Any] | None
+
+
+class ImageQueries:
+    """Listing and metadata writes (kept apart from the processing transitions above)."""
+
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def list_for_user(self, user_id: str, limit: int, start: dict[str, Any] | None, album_id: str | None) -> Page:
+        """One Query on the user (GSI1) or album (GSI2) index, newest first."""
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "Limit": limit,
+            "ScanIndexForward": False,
+        }
+        if album_id is None:
+            arguments.update(
+                IndexName="GSI1",
+                KeyConditionExpression="GSI1PK = :pk",
+                ExpressionAttributeValues={":pk": to_value(f"USER#{user_id}")},
+            )
+        else:
+            # Album ids come from the gallery; the owner filter keeps a shared or guessed
+            # album id from ever showing another user's images.
+            arguments.update(
+                IndexName="GSI2",
+                KeyConditionExpression="GSI2PK = :pk",
+                FilterExpression="userId = :me",
+                ExpressionAttributeValues={":pk": to_value(f"ALBUM#{album_id}"), ":me": to_value(user_id)},
+            )
+        if start is not None:
+            arguments["ExclusiveStartKey"] = start
+        with translated_errors():
+            response = self._client.query(**arguments)
+        records = [item_to_record(item) for item in response.get("Items", [])]
+        return Page(records=records, last_key=response.get("LastEvaluatedKey"))
+
+    def update_metadata(
+        self, image_id: str, user_id: str, changes: Mapping[str, Any], expected_version: int, now: str
+    ) -> ImageRecord:
+        """One conditional UpdateItem: owner, not being deleted, and the version last seen."""
+        names: dict[str, str] = {"#version": "version", "#updatedAt": "updatedAt", "#userId": "userId"}
+        values: dict[str, Any] = {
+            ":expected": to_value(expected_version),
+            ":one": to_value(1),
+            ":now": to_value(now),
+            ":me": to_value(user_id),
+        }
+        assignments = ["#version = #version + :one", "#updatedAt = :now"]
+        removals: list[str] = []
+        for index, (attribute, value) in enumerate(changes.items()):
+            name = f"#f{index}"
+            names[name] = to_camel(attribute)
+            if value is None:
+                removals.append(name)
+            else:
+                values[f":f{index}"] = to_value(value)
+                assignments.append(f"{name} = :f{index}")
+        if "album_id" in changes:
+            if changes["album_id"] is None:
+                removals += ["GSI2PK", "GSI2SK"]
+            else:
+                # The album index sorts like the user index: reuse its sort key.
+                assignments += ["GSI2PK = :albumPk", "GSI2SK = GSI1SK"]
+                values[":albumPk"] = to_value(f"ALBUM#{changes['album_id']}")
+        expression = "SET " + ", ".join(assignments) + (" REMOVE " + ", ".join(removals) if removals else "")
+        try:
+            with translated_errors():
+                response = self._client.update_item(
+                    TableName=self._table,
+                    Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
+                    UpdateExpression=expression,
+                    ConditionExpression=(
+                        "attribute_exists(PK) AND attribute_not_exists(deletedAt) "
+                        "AND #userId = :me AND #version = :expected"
+                    ),
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except ConditionFailed as exc:
+            raise WriteRejected(self._current(image_id, exc.item)) from exc
+        return item_to_record(response["Attributes"])
+
+    def begin_delete(self, image_id: str, user_id: str, now: str) -> ImageRecord:
+        """Step 1 of a delete: tombstone the record and take it out of every listing.
+
+        A tombstoned record reads as gone; a retried DELETE finds it and finishes the job.
+        """
+        try:
+            with translated_errors():
+                response = self._client.update_item(
+                    TableName=self._table,
+                    Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
+                    UpdateExpression=(
+                        "SET deletedAt = if_not_exists(deletedAt, :now) REMOVE GSI1PK, GSI1SK, GSI2PK, GSI2SK"
+                    ),
+                    ConditionExpression="attribute_exists(PK) AND userId = :me",
+                    ExpressionAttributeValues={":now": to_value(now), ":me": to_value(user_id)},
+                    ReturnValues="ALL_NEW",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+        except ConditionFailed as exc:
+            raise WriteRejected(self._current(image_id, exc.item)) from exc
+        return item_to_record(response["Attributes"])
+
+    def finish_delete(self, image_id: str) -> None:
+        """Last step of a delete: remove the tombstone (only a tombstone)."""
+        try:
+            with translated_errors():
+                self._client.delete_item(
+                    TableName=self._table,
+                    Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
+                    ConditionExpression="attribute_exists(deletedAt)",
+                )
+        except ConditionFailed:
+            return  # already gone: a concurrent delete finished first
+
+    def _current(self, image_id: str, item: dict[str, Any] | None) -> ImageRecord | None:
+        if item:
+            return item_to_record(item)
+        # Older DynamoDB emulators do not return the item on a failed condition: read it.
+        with translated_errors():
+            response = self._client.get_item(
+                TableName=self._table,
+                Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
+                ConsistentRead=True,
+            )
+        found = response.get("Item")
+        return item_to_record(found) if found else None

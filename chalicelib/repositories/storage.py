@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
+from chalicelib.errors import TransientFailure
 from chalicelib.repositories.dynamo import error_code, translated_errors
 
 if TYPE_CHECKING:
@@ -76,3 +77,17 @@ class ObjectStore:
                 # Keys are per image id and rewritten only with identical bytes.
                 CacheControl="public, max-age=31536000, immutable",
             )
+
+    def delete_image_objects(self, original_key: str, derived_keys: list[str]) -> None:
+        """Remove an image's original and renditions: one DeleteObjects per bucket.
+
+        Deleting a missing key succeeds in S3, so a retried delete finishes cleanly.
+        """
+        for bucket, keys in ((self._uploads, [original_key]), (self._images, derived_keys)):
+            with translated_errors():
+                response = self._client.delete_objects(
+                    Bucket=bucket,
+                    Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True},
+                )
+            if response.get("Errors"):
+                raise TransientFailure("some objects could not be deleted; retry the delete")

@@ -120,8 +120,8 @@ class ProcessingService:
 
     def _process(self, user_id: str, image_id: str, key: str) -> Outcome:
         record = self._images.get(image_id)
-        if record is None or record.user_id != user_id:
-            logs.warning("no image record for this upload; ignored")
+        if record is None or record.user_id != user_id or record.deleted_at is not None:
+            logs.warning("no live image record for this upload; ignored")
             return Outcome.IGNORED
         if record.status.is_terminal:
             self._announce(record)  # a crash may have come between the transition and the publish
@@ -139,7 +139,12 @@ class ProcessingService:
         try:
             record = self._images.finish_processing(image_id, outcome, event_id, format_time(self._clock()))
         except ConditionFailed:
-            # Another delivery finished first and owns the event.
+            # Another delivery finished first and owns the event, or the image was deleted
+            # meanwhile: then the renditions just written belong to nobody.
+            current = self._images.get(image_id)
+            if current is None or current.deleted_at is not None:
+                self._store.delete_image_objects(record.upload_key, [record.rendition_key, record.thumbnail_key])
+                return Outcome.IGNORED
             return self._duplicate(image_id)
         logs.info("processing finished", status=outcome.status.value, errorCode=outcome.error_code)
         self._announce(record)

@@ -12,7 +12,6 @@ from ulid import ULID
 from chalicelib import logs
 from chalicelib.errors import (
     ConditionFailed,
-    Forbidden,
     IdempotencyKeyReused,
     NotFound,
     PayloadTooLarge,
@@ -23,6 +22,7 @@ from chalicelib.models.domain import IdempotencyRecord, ImageRecord, upload_key
 from chalicelib.models.requests import CreateImageRequest
 from chalicelib.repositories.images import IdempotencyKeyTaken, ImageRepository, TransactionConflict
 from chalicelib.repositories.storage import ObjectStore, UploadForm
+from chalicelib.services.images import owned
 from chalicelib.settings import Settings
 
 
@@ -111,7 +111,7 @@ class UploadService:
         if existing.fingerprint != request.fingerprint():
             raise IdempotencyKeyReused()
         record = self._images.get(existing.image_id)
-        if record is None:  # deleted since; the key no longer leads anywhere
+        if record is None or record.deleted_at is not None:  # deleted since
             raise NotFound("The image created with this Idempotency-Key has been deleted.")
         logs.info("idempotent replay", imageId=record.id, status=record.status.value)
         if record.status is not ImageStatus.PENDING:
@@ -137,9 +137,4 @@ class UploadService:
         """The caller's image: 404 when unknown, 403 when someone else's."""
         if not is_image_id(image_id):
             raise NotFound(f"No image with id {image_id!r}.")
-        record = self._images.get(image_id)
-        if record is None:
-            raise NotFound(f"No image with id {image_id!r}.")
-        if record.user_id != user_id:
-            raise Forbidden("This image belongs to another user.")
-        return record
+        return owned(self._images.get(image_id), user_id, image_id)

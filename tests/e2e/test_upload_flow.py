@@ -141,14 +141,19 @@ def test_a_duplicated_upload_event_changes_nothing_and_publishes_no_second_event
             QueueUrl=upload_queue,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
-        if attributes["ApproximateNumberOfMessages"] == "0" and attributes["ApproximateNumberOfMessagesNotVisible"] == "0":
+        if (
+            attributes["ApproximateNumberOfMessages"] == "0"
+            and attributes["ApproximateNumberOfMessagesNotVisible"] == "0"
+        ):
             break
         time.sleep(0.1)
     after = client.status(created["id"])
     assert after["updatedAt"] == first["updatedAt"]
     events = []
     for _ in range(3):
-        events += sqs.receive_message(QueueUrl=capture_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+        events += sqs.receive_message(QueueUrl=capture_url, MaxNumberOfMessages=10, WaitTimeSeconds=1).get(
+            "Messages", []
+        )
     bodies = [json.loads(m["Body"]) for m in events]
     assert [b["type"] for b in bodies] == ["image.completed"]
     assert bodies[0]["image"]["id"] == created["id"]

@@ -1,0 +1,126 @@
+"""Use cases of the image metadata API: get, list, update, delete."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from chalicelib import logs
+from chalicelib.errors import Forbidden, NotFound, PreconditionRequired, ValidationFailed, VersionConflict
+from chalicelib.models.common import format_time, is_image_id, utc_now
+from chalicelib.models.domain import ImageRecord
+from chalicelib.models.requests import ListImagesQuery, UpdateImageRequest
+from chalicelib.repositories.cdn import CdnInvalidator
+from chalicelib.repositories.images import ImageQueries, ImageRepository, WriteRejected
+from chalicelib.repositories.storage import ObjectStore
+from chalicelib.services.cursors import CursorCodec
+
+
+@dataclass(frozen=True)
+class ImagePage:
+    records: list[ImageRecord]
+    next_cursor: str | None
+
+
+def _not_found(image_id: str) -> NotFound:
+    return NotFound(f"No image with id {image_id!r}.")
+
+
+def owned(record: ImageRecord | None, user_id: str, image_id: str) -> ImageRecord:
+    """The caller's live image: 404 when unknown or being deleted, 403 when someone else's."""
+    if record is None or record.deleted_at is not None:
+        raise _not_found(image_id)
+    if record.user_id != user_id:
+        raise Forbidden("This image belongs to another user.")
+    return record
+
+
+class ImageService:
+    def __init__(
+        self,
+        images: ImageRepository,
+        queries: ImageQueries,
+        store: ObjectStore,
+        cursors: Callable[[], CursorCodec],
+        cdn: CdnInvalidator | None,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._images = images
+        self._queries = queries
+        self._store = store
+        self._cursors = cursors
+        self._cdn = cdn
+        self._clock = clock
+
+    def get(self, user_id: str, image_id: str) -> ImageRecord:
+        """One strongly consistent GetItem."""
+        if not is_image_id(image_id):
+            raise _not_found(image_id)
+        return owned(self._images.get(image_id), user_id, image_id)
+
+    def list(self, user_id: str, query: ListImagesQuery) -> ImagePage:
+        """One Query on the user (or album) index, newest first, with a signed cursor."""
+        scope = f"album:{query.album_id}" if query.album_id else "all"
+        start = self._cursors().decode(query.cursor, user_id, scope) if query.cursor else None
+        page = self._queries.list_for_user(user_id, query.limit, start, query.album_id)
+        next_cursor = self._cursors().encode(page.last_key, user_id, scope) if page.last_key else None
+        return ImagePage(records=page.records, next_cursor=next_cursor)
+
+    def update(self, user_id: str, image_id: str, request: UpdateImageRequest, if_match: str | None) -> ImageRecord:
+        if not is_image_id(image_id):
+            raise _not_found(image_id)
+        version = _expected_version(request.version, if_match)
+        changes = request.changes()
+        if not changes:
+            raise ValidationFailed("Nothing to update: send at least one of title, description, tags, albumId.")
+        try:
+            record = self._queries.update_metadata(image_id, user_id, changes, version, format_time(self._clock()))
+        except WriteRejected as rejected:
+            current = owned(rejected.current, user_id, image_id)
+            raise VersionConflict(
+                f"The image is at version {current.version}, not {version}. Fetch it again and retry."
+            ) from rejected
+        logs.info("image updated", imageId=image_id, version=record.version, fields=sorted(changes))
+        return record
+
+    def delete(self, user_id: str, image_id: str) -> None:
+        """Tombstone, delete the objects, invalidate the CDN, then drop the record.
+
+        Each step is safe to repeat, and a crash between steps leaves a tombstone that a
+        retried DELETE finishes: never a live record pointing at deleted objects, never
+        objects that no record knows about.
+        """
+        if not is_image_id(image_id):
+            raise _not_found(image_id)
+        try:
+            record = self._queries.begin_delete(image_id, user_id, format_time(self._clock()))
+        except WriteRejected as rejected:
+            current = rejected.current
+            if current is None:
+                raise _not_found(image_id) from rejected
+            raise Forbidden("This image belongs to another user.") from rejected
+        self._store.delete_image_objects(record.upload_key, [record.rendition_key, record.thumbnail_key])
+        if self._cdn is not None:
+            self._cdn.invalidate(
+                [f"/{record.rendition_key}", f"/{record.thumbnail_key}"],
+                reference=f"delete-{record.id}",
+            )
+        self._queries.finish_delete(image_id)
+        logs.info("image deleted", imageId=image_id)
+
+
+def _expected_version(body_version: int | None, if_match: str | None) -> int:
+    header_version = None
+    if if_match is not None:
+        text = if_match.strip()
+        text = text.removeprefix("W/").strip('"')
+        if not text.isdigit() or int(text) < 1:
+            raise ValidationFailed('If-Match must be a quoted version, e.g. If-Match: "3".')
+        header_version = int(text)
+    if body_version is not None and header_version is not None and body_version != header_version:
+        raise ValidationFailed("The body's version and the If-Match header disagree.")
+    version = body_version if body_version is not None else header_version
+    if version is None:
+        raise PreconditionRequired()
+    return version
