@@ -27,9 +27,9 @@ import sys
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -125,10 +125,10 @@ class LocalCdn(threading.Thread):
         s3 = boto3.client("s3", region_name=os.environ.get("AWS_REGION", "us-east-1"))
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+            def do_GET(self) -> None:
                 self._serve(with_body=True)
 
-            def do_HEAD(self) -> None:  # noqa: N802
+            def do_HEAD(self) -> None:
                 self._serve(with_body=False)
 
             def _serve(self, with_body: bool) -> None:
@@ -149,7 +149,7 @@ class LocalCdn(threading.Thread):
                 if with_body:
                     self.wfile.write(body)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         self.server = ThreadingHTTPServer((host, port), Handler)
@@ -224,6 +224,16 @@ def run(host: str, aws_port: int, api_port: int, cdn_port: int, workers: int, st
     from chalice import local as chalice_local
     from chalice.cli.factory import CLIFactory
 
+    # http.server answers methods it has no do_* for with an HTML 501; API Gateway answers
+    # them like any unrouted method, and so does the app's handler (405, API error body).
+    handler_cls = chalice_local.ChaliceRequestHandler
+
+    def any_method(self: Any, name: str) -> Any:
+        if name.startswith("do_"):
+            return self._generic_handle
+        raise AttributeError(name)
+
+    handler_cls.__getattr__ = any_method  # type: ignore[attr-defined]
     # socketserver's default listen backlog is 5: bursts of clients would be reset.
     chalice_local.ThreadedHTTPServer.request_queue_size = 256
     chalice_local.ThreadedHTTPServer.daemon_threads = True

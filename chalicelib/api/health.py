@@ -6,6 +6,7 @@ from chalice.app import Blueprint, Response
 
 from chalicelib.api.http import api_view, json_response
 from chalicelib.models.responses import HealthOut
+from chalicelib.settings import get_settings
 
 health_api = Blueprint(__name__)
 
@@ -22,4 +23,4 @@ def openapi() -> Response:
     # Imported on first request: building the document is not cold-start work.
     from chalicelib.api.openapi import openapi_document
 
-    return json_response(openapi_document())
+    return json_response(openapi_document(get_settings().max_upload_bytes))

@@ -124,9 +124,12 @@ def reshape_chalice_errors(request: Request, get_response: Callable[[Request], R
         body = response.body
         if response.status_code >= 400 and isinstance(body, dict) and "Code" in body and "error" not in body:
             code, message = _CHALICE_CODES.get(str(body.get("Code")), ("error", "The request could not be handled."))
+            # Keep what Chalice said besides the body, e.g. the Allow header of a 405.
+            kept = {k: v for k, v in response.headers.items() if isinstance(v, str) and k.lower() != "content-type"}
             response = json_response(
                 {"error": {"code": code, "message": message, "requestId": req_id}},
                 response.status_code,
+                kept,
             )
         response.headers.setdefault("X-Request-Id", req_id)
         return response

@@ -93,10 +93,12 @@ _ETAG = {"ETag": {"description": 'The image version, quoted ("3").', "schema": {
 
 
 @lru_cache(maxsize=1)
-def openapi_document() -> dict[str, Any]:
+def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
     _, schemas = models_json_schema(_MODELS, ref_template="#/components/schemas/{model}", by_alias=True)
     components = schemas.get("$defs", {})
-    components["CreateImageRequest"]["properties"]["contentType"]["enum"] = list(ALLOWED_CONTENT_TYPES)
+    create = components["CreateImageRequest"]["properties"]
+    create["contentType"]["enum"] = list(ALLOWED_CONTENT_TYPES)
+    create["size"]["maximum"] = max_upload_bytes  # larger: 413 payload_too_large
     image_ops = {
         "post": _operation(
             "createImage",
@@ -105,7 +107,7 @@ def openapi_document() -> dict[str, Any]:
                 201: _json(CreateImageResponse, "Created."),
                 200: _json(CreateImageResponse, "Replay of an earlier request with the same Idempotency-Key."),
             },
-            (400, 413, 415, 422, 503),
+            (400, 404, 413, 415, 422, 503),
             body=CreateImageRequest,
             parameters=[
                 {
@@ -148,7 +150,13 @@ def openapi_document() -> dict[str, Any]:
             body=UpdateImageRequest,
             parameters=[
                 _IMAGE_ID,
-                {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"}},
+                {
+                    "name": "If-Match",
+                    "in": "header",
+                    "required": False,
+                    "description": 'The version last seen, quoted: "3" (instead of the body\'s version).',
+                    "schema": {"type": "string", "pattern": '^\\s*(W/)?"?[1-9][0-9]{0,17}"?\\s*$'},
+                },
             ],
         ),
         "delete": _operation(

@@ -4,30 +4,39 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from typing import Annotated
 
-from pydantic import AfterValidator, ConfigDict, Field, StrictInt
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
 
 from chalicelib.models.common import ALLOWED_CONTENT_TYPES, CamelModel
 
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
-
-def _no_control_chars(value: str) -> str:
-    if _CONTROL_CHARS.search(value):
-        raise ValueError("must not contain control characters")
+def _whole_number(value: object) -> object:
+    """JSON integers: 12 and 12.0 are the same number; true, "12" and 12.5 are not integers."""
+    if isinstance(value, (bool, str)):
+        raise ValueError("must be a whole number")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("must be a whole number")
+        return int(value)
     return value
+
+
+# The bound sits on the int itself so that the JSON schema shows it as ``minimum``.
+PositiveWholeNumber = Annotated[int, Field(ge=1), BeforeValidator(_whole_number)]
+
+# Printable text only (no C0/C1 control characters); a pattern, so OpenAPI shows it too.
+_PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]*$"
 
 
 def _unique_tags(tags: list[str]) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-Filename = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_no_control_chars)]
+Filename = Annotated[str, Field(min_length=1, max_length=255, pattern=_PRINTABLE)]
 Title = Annotated[str, Field(max_length=200)]
 Description = Annotated[str, Field(max_length=2000)]
-Tag = Annotated[str, Field(min_length=1, max_length=50), AfterValidator(_no_control_chars)]
+Tag = Annotated[str, Field(min_length=1, max_length=50, pattern=_PRINTABLE)]
 Tags = Annotated[list[Tag], Field(max_length=20), AfterValidator(_unique_tags)]
 AlbumId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
@@ -42,7 +51,7 @@ class CreateImageRequest(CamelModel):
     # Checked against the allow-list by the service, so the error is
     # ``unsupported_media_type`` rather than a generic validation error.
     content_type: Annotated[str, Field(min_length=1, max_length=255, examples=list(ALLOWED_CONTENT_TYPES))]
-    size: Annotated[StrictInt, Field(ge=1, description="Exact byte size the client will upload.")]
+    size: Annotated[PositiveWholeNumber, Field(description="Exact byte size the client will upload.")]
     title: Title | None = None
     description: Description | None = None
     tags: Tags = Field(default_factory=list)
@@ -63,7 +72,7 @@ class UpdateImageRequest(CamelModel):
     description: Description | None = None
     tags: Tags | None = None
     album_id: AlbumId | None = None
-    version: Annotated[StrictInt, Field(ge=1)] | None = None
+    version: PositiveWholeNumber | None = None
 
     def changes(self) -> dict[str, object]:
         """The fields the client sent (an explicit null clears title, description or album)."""

@@ -112,7 +112,7 @@ class ImageService:
 
 def _expected_version(body_version: int | None, if_match: str | None) -> int:
     header_version = None
-    if if_match is not None:
+    if if_match is not None and if_match.strip():
         text = if_match.strip()
         text = text.removeprefix("W/").strip('"')
         if not text.isdigit() or int(text) < 1:

@@ -30,7 +30,7 @@ def aws(stack: RunningStack) -> Callable[[str], Any]:
     """boto3 clients of the stack's moto server (to look behind the API, as an operator could)."""
 
     def client(service: str) -> Any:
-        return boto3.client(
+        return boto3.client(  # type: ignore[call-overload]
             service,
             endpoint_url=stack.aws_url,
             region_name="us-east-1",

@@ -9,6 +9,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import requests
 from PIL import Image
 
@@ -93,12 +94,9 @@ def test_an_upload_larger_than_declared_never_completes(client_for):
 def test_a_user_cannot_read_another_users_status(client_for):
     owner, intruder = client_for(_unique_user("owner")), client_for(_unique_user("intruder"))
     created = owner.create_upload("a.jpg", "image/jpeg", 100)
-    try:
+    with pytest.raises(ApiError) as refused:
         intruder.status(created["id"])
-    except ApiError as error:
-        assert (error.status, error.code) == (403, "forbidden")
-    else:
-        raise AssertionError("another user's status was readable")
+    assert (refused.value.status, refused.value.code) == (403, "forbidden")
 
 
 def test_a_duplicated_upload_event_changes_nothing_and_publishes_no_second_event(client_for, aws):
