@@ -6,6 +6,8 @@ from chalicelib import logs
 from chalicelib.api import http
 from chalicelib.api.health import health_api
 from chalicelib.api.images import images_api
+from chalicelib.api.webhooks import webhooks_api
+from chalicelib.events.schedule import scheduled_events
 from chalicelib.events.uploads import upload_events
 
 app = Chalice(app_name="image-service")
@@ -13,4 +15,6 @@ logs.configure()
 http.install(app)
 app.register_blueprint(health_api)
 app.register_blueprint(images_api)
+app.register_blueprint(webhooks_api)
 app.register_blueprint(upload_events)
+app.register_blueprint(scheduled_events)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 
 from chalicelib import aws
@@ -11,11 +12,15 @@ from chalicelib.repositories.events import EventPublisher
 from chalicelib.repositories.images import ImageQueries, ImageRepository
 from chalicelib.repositories.secrets import read_secret
 from chalicelib.repositories.storage import ObjectStore
+from chalicelib.repositories.webhooks import SubscriptionGateway, WebhookRepository
+from chalicelib.services.announcer import EventAnnouncer
 from chalicelib.services.cursors import CursorCodec
 from chalicelib.services.images import ImageService
 from chalicelib.services.presenter import Presenter
 from chalicelib.services.processing import ProcessingService
+from chalicelib.services.sweeper import Sweeper
 from chalicelib.services.uploads import UploadService
+from chalicelib.services.webhooks import WebhookService
 from chalicelib.settings import get_settings
 
 
@@ -71,6 +76,30 @@ def processing_service() -> ProcessingService:
     return ProcessingService(image_repository(), object_store(), publisher, presenter(), settings)
 
 
+@lru_cache(maxsize=1)
+def sweeper() -> Sweeper:
+    settings = get_settings()
+    publisher = EventPublisher(aws.sns(), settings.events_topic_arn)
+    announcer = EventAnnouncer(image_repository(), publisher, presenter())
+    return Sweeper(
+        image_repository(),
+        object_store(),
+        announcer,
+        grace=timedelta(seconds=settings.expiry_grace_seconds),
+        relay_delay=timedelta(seconds=settings.outbox_relay_delay_seconds),
+    )
+
+
+@lru_cache(maxsize=1)
+def webhook_service() -> WebhookService:
+    settings = get_settings()
+    return WebhookService(
+        WebhookRepository(aws.dynamodb(), settings.table_name),
+        SubscriptionGateway(aws.sns(), settings.events_topic_arn),
+        local_stage=settings.stage == "local",
+    )
+
+
 def reset() -> None:
     """Forget settings, clients and services (tests change the environment)."""
     for getter in (
@@ -82,6 +111,8 @@ def reset() -> None:
         cursor_codec,
         image_service,
         processing_service,
+        sweeper,
+        webhook_service,
     ):
         getter.cache_clear()
     aws.reset_clients()

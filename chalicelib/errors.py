@@ -83,6 +83,11 @@ class PreconditionRequired(DomainError):
     default_message = "Send the version you last saw, in the body's 'version' or an If-Match header."
 
 
+class WebhookLimitReached(DomainError):
+    status_code = 409
+    code = "webhook_limit_reached"
+
+
 class IdempotencyKeyReused(DomainError):
     status_code = 422
     code = "idempotency_key_reused"

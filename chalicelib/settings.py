@@ -40,7 +40,12 @@ class Settings(BaseModel):
 
     max_upload_bytes: int = Field(default=10 * MIB, ge=1, le=5 * 1024 * MIB)
     max_image_pixels: int = Field(default=50_000_000, ge=1)
-    upload_url_ttl_seconds: int = Field(default=900, ge=60, le=7 * 24 * 3600)
+    upload_url_ttl_seconds: int = Field(default=900, ge=1, le=7 * 24 * 3600)
+    # How long after an upload window closes the sweeper waits before expiring the image.
+    expiry_grace_seconds: int = Field(default=900, ge=0)
+    # How old an unpublished event must be before the sweeper relays it (the processor
+    # publishes at once; this keeps the two from racing into duplicate deliveries).
+    outbox_relay_delay_seconds: int = Field(default=60, ge=0)
     idempotency_ttl_seconds: int = Field(default=48 * 3600, ge=24 * 3600)
     use_transfer_acceleration: bool = False
 

@@ -37,6 +37,7 @@ from scripts.stage_config import LOCAL_STAGE, PROJECT_ROOT, apply_stage_environm
 
 READY_LINE = "local stack ready"
 PROCESSOR_HANDLER = "handle_upload_events"
+SWEEP_HANDLER = "sweep_uploads"
 
 
 @dataclass
@@ -158,6 +159,37 @@ class LocalCdn(threading.Thread):
         self.server.serve_forever()
 
 
+class Scheduler(threading.Thread):
+    """Runs a scheduled handler every ``period`` seconds, as EventBridge would."""
+
+    def __init__(
+        self, handler: Callable[[dict[str, Any], Any], Any], name: str, period: float, stop: threading.Event
+    ) -> None:
+        super().__init__(name=f"schedule-{name}", daemon=True)
+        self._handler = handler
+        self._name = name
+        self._period = period
+        self._stop = stop
+
+    def run(self) -> None:
+        while not self._stop.wait(self._period):
+            event = {
+                "version": "0",
+                "id": str(uuid.uuid4()),
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "account": "123456789012",
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "region": os.environ.get("AWS_REGION", "us-east-1"),
+                "resources": [],
+                "detail": {},
+            }
+            try:
+                self._handler(event, LambdaContext(self._name, str(uuid.uuid4()), 60.0, time.monotonic()))
+            except Exception as exc:
+                print(f"schedule {self._name}: failed: {exc}", file=sys.stderr)
+
+
 def serialise_moto_dynamodb() -> None:
     """Make moto's DynamoDB transactions atomic under concurrent requests, as DynamoDB's are.
 
@@ -195,10 +227,14 @@ def configure_environment(aws_endpoint: str, cdn_url: str) -> dict[str, str]:
         os.environ[name] = value
     for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
         os.environ.pop(name, None)
-    return apply_stage_environment(LOCAL_STAGE)
+    configured = apply_stage_environment(LOCAL_STAGE)
+    # What the process will run with: the stage's values unless the caller overrode them.
+    return {name: os.environ[name] for name in configured}
 
 
-def run(host: str, aws_port: int, api_port: int, cdn_port: int, workers: int, stop: threading.Event) -> None:
+def run(
+    host: str, aws_port: int, api_port: int, cdn_port: int, workers: int, sweep_seconds: float, stop: threading.Event
+) -> None:
     import logging
 
     from moto.server import ThreadedMotoServer
@@ -233,7 +269,7 @@ def run(host: str, aws_port: int, api_port: int, cdn_port: int, workers: int, st
             return self._generic_handle
         raise AttributeError(name)
 
-    handler_cls.__getattr__ = any_method  # type: ignore[attr-defined]
+    handler_cls.__getattr__ = any_method
     # socketserver's default listen backlog is 5: bursts of clients would be reset.
     chalice_local.ThreadedHTTPServer.request_queue_size = 256
     chalice_local.ThreadedHTTPServer.daemon_threads = True
@@ -250,6 +286,8 @@ def run(host: str, aws_port: int, api_port: int, cdn_port: int, workers: int, st
     worker_threads = [QueueWorker(handler, queue_name, batch_size=5, stop=stop) for _ in range(workers)]
     for worker in worker_threads:
         worker.start()
+    sweeper = Scheduler(app.handler_map[SWEEP_HANDLER], SWEEP_HANDLER, sweep_seconds, stop)
+    sweeper.start()
 
     print(f"{READY_LINE}: api=http://{host}:{api_port} aws={aws_endpoint} cdn={cdn_url} workers={workers}", flush=True)
     try:
@@ -258,6 +296,7 @@ def run(host: str, aws_port: int, api_port: int, cdn_port: int, workers: int, st
     finally:
         for worker in worker_threads:
             worker.join(timeout=3)
+        sweeper.join(timeout=3)
         server.server.shutdown()
         cdn.server.shutdown()
         moto_server.stop()
@@ -271,13 +310,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--api-port", type=int, default=int(os.environ.get("LOCAL_API_PORT", "8000")))
     parser.add_argument("--cdn-port", type=int, default=int(os.environ.get("LOCAL_CDN_PORT", "8001")))
     parser.add_argument("--workers", type=int, default=2, help="concurrent processor invocations")
+    parser.add_argument("--sweep-seconds", type=float, default=10.0, help="period of the expiry/outbox sweep")
     args = parser.parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("the local stack only listens on loopback")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    run(args.host, args.aws_port, args.api_port, args.cdn_port, args.workers, stop)
+    run(args.host, args.aws_port, args.api_port, args.cdn_port, args.workers, args.sweep_seconds, stop)
     return 0
 
 

@@ -105,7 +105,12 @@ def _code(exc: ClientError) -> str:
 # -- DynamoDB ---------------------------------------------------------------------------
 
 
-def _gsi(name: str) -> dict[str, Any]:
+# GSI1: a user's images, GSI2: an album's, GSI3: the sparse sweep index (expiry and outbox).
+INDEXES = ("GSI1", "GSI2", "GSI3")
+_KEY_ATTRIBUTES = ("PK", "SK", *(f"{name}{part}" for name in INDEXES for part in ("PK", "SK")))
+
+
+def _gsi(name: str) -> Any:  # GlobalSecondaryIndex and its Create action share this shape
     return {
         "IndexName": name,
         "KeySchema": [
@@ -125,16 +130,29 @@ def ensure_table(client: DynamoDBClient, res: StageResources, report: Report) ->
         client.create_table(
             TableName=res.table_name,
             BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": name, "AttributeType": "S"}
-                for name in ("PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK")
-            ],
+            AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in _KEY_ATTRIBUTES],
             KeySchema=[{"AttributeName": "PK", "KeyType": "HASH"}, {"AttributeName": "SK", "KeyType": "RANGE"}],
-            GlobalSecondaryIndexes=[_gsi("GSI1"), _gsi("GSI2")],  # type: ignore[list-item]
+            GlobalSecondaryIndexes=[_gsi(name) for name in INDEXES],
             SSESpecification={"Enabled": True},
         )
         client.get_waiter("table_exists").wait(TableName=res.table_name)
         report.changed(f"table {res.table_name} created")
+    existing = {
+        i["IndexName"]
+        for i in client.describe_table(TableName=res.table_name)["Table"].get("GlobalSecondaryIndexes", [])
+    }
+    for name in INDEXES:
+        if name not in existing:
+            # One index per UpdateTable call; DynamoDB backfills it online.
+            client.update_table(
+                TableName=res.table_name,
+                AttributeDefinitions=[
+                    {"AttributeName": f"{name}PK", "AttributeType": "S"},
+                    {"AttributeName": f"{name}SK", "AttributeType": "S"},
+                ],
+                GlobalSecondaryIndexUpdates=[{"Create": _gsi(name)}],
+            )
+            report.changed(f"table index {name} created")
     ttl = client.describe_time_to_live(TableName=res.table_name)["TimeToLiveDescription"]
     if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
         client.update_time_to_live(
@@ -246,9 +264,20 @@ def _attribute_differs(current: str | None, wanted: str) -> bool:
     if current is None:
         return True
     try:
-        return bool(json.loads(current) != json.loads(wanted))
+        return _canonical(json.loads(current)) != _canonical(json.loads(wanted))
     except (ValueError, TypeError):
         return current != wanted
+
+
+def _canonical(value: Any) -> Any:
+    """JSON with numbers and numeric strings alike: SQS echoes "5" back as 5."""
+    if isinstance(value, dict):
+        return {k: _canonical(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value
 
 
 def ensure_queues(client: SQSClient, res: StageResources, bucket_arn: str, report: Report) -> str:
@@ -296,7 +325,8 @@ def ensure_topic(client: SNSClient, res: StageResources, report: Report) -> str:
         arn = client.create_topic(Name=res.topic_name)["TopicArn"]
         report.changed(f"topic {res.topic_name} created")
     attributes = client.get_topic_attributes(TopicArn=arn)["Attributes"]
-    if attributes.get("SignatureVersion") != "2":
+    # moto always signs with SHA256 and does not report the attribute.
+    if not res.is_local and attributes.get("SignatureVersion") != "2":
         client.set_topic_attributes(TopicArn=arn, AttributeName="SignatureVersion", AttributeValue="2")
         report.changed(f"topic {res.topic_name}: SignatureVersion 2 (SHA256)")
     report.outputs["EVENTS_TOPIC_ARN"] = arn

@@ -41,6 +41,8 @@ def local_stack(
     workers: int = 2,
     startup_timeout: float = 90.0,
     echo: bool = False,
+    sweep_seconds: float = 10.0,
+    environment: dict[str, str] | None = None,
 ) -> Iterator[RunningStack]:
     """Run ``scripts/local_stack.py`` for the duration of the block, then stop it."""
     aws_port = aws_port or free_port()
@@ -53,8 +55,10 @@ def local_stack(
         f"--api-port={api_port}",
         f"--cdn-port={cdn_port}",
         f"--workers={workers}",
+        f"--sweep-seconds={sweep_seconds}",
     ]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    # ``environment`` overrides the stage configuration (e.g. a short upload window).
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", **(environment or {})}
     process = subprocess.Popen(
         command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )

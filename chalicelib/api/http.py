@@ -76,7 +76,7 @@ def parse_body[M: BaseModel](request: Request, model: type[M]) -> M:
         raise ValidationFailed("The request body must be a JSON object.")
     try:
         payload = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, absurd nesting
         raise ValidationFailed("The request body is not valid JSON.") from exc
     if not isinstance(payload, dict):
         raise ValidationFailed("The request body must be a JSON object.")

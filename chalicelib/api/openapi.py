@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from chalicelib.models.common import ALLOWED_CONTENT_TYPES, IMAGE_ID_PATTERN
-from chalicelib.models.requests import CreateImageRequest, UpdateImageRequest
+from chalicelib.models.requests import CreateImageRequest, CreateWebhookRequest, UpdateImageRequest
 from chalicelib.models.responses import (
     CreateImageResponse,
     ErrorResponse,
@@ -19,6 +19,8 @@ from chalicelib.models.responses import (
     ImageListOut,
     ImageOut,
     StatusOut,
+    WebhookListOut,
+    WebhookOut,
 )
 
 Mode = Literal["validation", "serialization"]
@@ -32,6 +34,9 @@ _MODELS: list[tuple[type[BaseModel], Mode]] = [
     (HealthOut, "serialization"),
     (ErrorResponse, "serialization"),
     (ImageEvent, "serialization"),
+    (CreateWebhookRequest, "validation"),
+    (WebhookOut, "serialization"),
+    (WebhookListOut, "serialization"),
 ]
 
 _ERRORS = {
@@ -39,7 +44,7 @@ _ERRORS = {
     401: "Missing or invalid bearer token (`unauthorized`).",
     403: "Another user's image (`forbidden`).",
     404: "Unknown image (`not_found`).",
-    409: "Stale version (`version_conflict`).",
+    409: "Stale version (`version_conflict`) or too many webhooks (`webhook_limit_reached`).",
     413: "Declared size above the limit (`payload_too_large`).",
     415: "Request body not sent as application/json (`unsupported_media_type`).",
     422: "Idempotency-Key reused with another body (`idempotency_key_reused`).",
@@ -114,7 +119,7 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                     "name": "Idempotency-Key",
                     "in": "header",
                     "required": False,
-                    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x21-\\x7e]+$"},
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[\\x20-\\x7e]+$"},
                 }
             ],
         ),
@@ -187,6 +192,37 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
             "/images": image_ops,
             "/images/{image_id}": one_image,
             "/images/{image_id}/status": status_ops,
+            "/webhooks": {
+                "post": _operation(
+                    "createWebhook",
+                    "Subscribe an HTTPS endpoint to the caller's own image events",
+                    {
+                        201: _json(WebhookOut, "Subscribed."),
+                        200: _json(WebhookOut, "This URL was already subscribed."),
+                    },
+                    (400, 409, 415, 503),
+                    body=CreateWebhookRequest,
+                ),
+                "get": _operation(
+                    "listWebhooks", "The caller's webhooks", {200: _json(WebhookListOut, "Webhooks.")}, (503,)
+                ),
+            },
+            "/webhooks/{webhook_id}": {
+                "delete": _operation(
+                    "deleteWebhook",
+                    "Unsubscribe a webhook",
+                    {204: {"description": "Removed."}},
+                    (403, 404, 503),
+                    parameters=[
+                        {
+                            "name": "webhook_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 64},
+                        }
+                    ],
+                )
+            },
             "/health": {"get": _operation("health", "Liveness", {200: _json(HealthOut, "Up.")}, (), public=True)},
             "/openapi.json": {
                 "get": _operation(

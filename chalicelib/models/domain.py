@@ -72,6 +72,9 @@ class ImageRecord(BaseModel):
     event_id: str | None = None
     event_published: bool = False
     deleted_at: str | None = None  # a delete is under way; the record reads as gone
+    # Images migrated from the legacy gallery keep their objects at their legacy keys.
+    legacy_image_key: str | None = None
+    legacy_thumbnail_key: str | None = None
 
     @property
     def upload_key(self) -> str:
@@ -79,11 +82,11 @@ class ImageRecord(BaseModel):
 
     @property
     def rendition_key(self) -> str:
-        return rendition_key(self.user_id, self.id)
+        return self.legacy_image_key or rendition_key(self.user_id, self.id)
 
     @property
     def thumbnail_key(self) -> str:
-        return thumbnail_key(self.user_id, self.id)
+        return self.legacy_thumbnail_key or self.legacy_image_key or thumbnail_key(self.user_id, self.id)
 
 
 class ProcessingOutcome(BaseModel):
@@ -107,3 +110,15 @@ class IdempotencyRecord(BaseModel):
     image_id: str
     fingerprint: str
     expires_at_epoch: int
+
+
+class WebhookRecord(BaseModel):
+    """A user's webhook: an SNS HTTP(S) subscription filtered to the user's events."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    user_id: str
+    url: str
+    subscription_arn: str
+    created_at: str

@@ -39,7 +39,7 @@ Description = Annotated[str, Field(max_length=2000)]
 Tag = Annotated[str, Field(min_length=1, max_length=50, pattern=_PRINTABLE)]
 Tags = Annotated[list[Tag], Field(max_length=20), AfterValidator(_unique_tags)]
 AlbumId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
-IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$")]
+IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x20-\x7e]+$")]
 
 
 class CreateImageRequest(CamelModel):
@@ -87,3 +87,11 @@ class ListImagesQuery(CamelModel):
     limit: Annotated[int, Field(ge=1, le=100)] = 20
     cursor: Annotated[str, Field(min_length=1, max_length=2048)] | None = None
     album_id: AlbumId | None = None
+
+
+class CreateWebhookRequest(CamelModel):
+    """Body of ``POST /webhooks``."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    url: Annotated[str, Field(min_length=8, max_length=2048, pattern=_PRINTABLE, examples=["https://example.com/hook"])]

@@ -109,3 +109,14 @@ class ImageEvent(CamelModel):
     type: Literal["image.completed", "image.failed", "image.expired"]
     occurred_at: str
     image: EventImage
+
+
+class WebhookOut(CamelModel):
+    id: str
+    url: str
+    status: Literal["pending_confirmation", "confirmed"]
+    created_at: str
+
+
+class WebhookListOut(CamelModel):
+    webhooks: list[WebhookOut]

@@ -4,11 +4,12 @@ Keys (single-table, as the seed data model):
   image         PK=IMAGE#<id>                        SK=METADATA
                 GSI1PK=USER#<userId>   GSI1SK=UPLOADED#<createdAt>   (list a user's images)
                 GSI2PK=ALBUM#<albumId> GSI2SK=UPLOADED#<createdAt>   (list an album)
-  idempotency   PK=IDEMPOTENCY#<userId>#<key>        SK=IDEMPOTENCY, ttl=<epoch seconds>
+  idempotency   PK=IDEMPOTENCY#<userId>              SK=KEY#<key>, ttl=<epoch seconds>
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -25,8 +26,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 METADATA = "METADATA"
-IDEMPOTENCY = "IDEMPOTENCY"
-_KEY_ATTRIBUTES = frozenset({"PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "ttl"})
+_KEY_ATTRIBUTES = frozenset({"PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK", "ttl"})
 
 
 class IdempotencyKeyTaken(Exception):
@@ -41,8 +41,33 @@ def image_pk(image_id: str) -> str:
     return f"IMAGE#{image_id}"
 
 
-def _idempotency_pk(user_id: str, key: str) -> str:
-    return f"IDEMPOTENCY#{user_id}#{key}"
+def _idempotency_key(user_id: str, key: str) -> dict[str, Any]:
+    # User and key in separate key attributes: both may contain '#', so joining them in
+    # one string could let ("a#b", "c") and ("a", "b#c") share an item.
+    return {"PK": to_value(f"IDEMPOTENCY#{user_id}"), "SK": to_value(f"KEY#{key}")}
+
+
+SWEEP_SHARDS = 4
+
+
+def sweep_partition(image_id: str) -> str:
+    """The sweep index is sparse and sharded, so no one partition takes every write."""
+    return f"SWEEP#{int(hashlib.sha1(image_id.encode(), usedforsecurity=False).hexdigest()[:4], 16) % SWEEP_SHARDS}"
+
+
+def sweep_due(record: ImageRecord) -> str | None:
+    """When the scheduled sweeper must look at a record, if ever.
+
+    A pending image: when its upload window closes (it may have to expire). A terminal one
+    whose event is not yet published: at once (the sweep is the outbox's relay).
+    """
+    if record.deleted_at is not None:
+        return None
+    if record.status is ImageStatus.PENDING:
+        return record.upload_expires_at
+    if record.status.is_terminal and not record.event_published:
+        return record.updated_at
+    return None
 
 
 def record_to_item(record: ImageRecord) -> dict[str, Any]:
@@ -55,6 +80,9 @@ def record_to_item(record: ImageRecord) -> dict[str, Any]:
     )
     if record.album_id:
         values.update(GSI2PK=f"ALBUM#{record.album_id}", GSI2SK=f"UPLOADED#{record.created_at}")
+    due = sweep_due(record)
+    if due is not None:
+        values.update(GSI3PK=sweep_partition(record.id), GSI3SK=due)
     return to_item(values)
 
 
@@ -87,7 +115,7 @@ class ImageRepository:
         with translated_errors():
             response = self._client.get_item(
                 TableName=self._table,
-                Key={"PK": to_value(_idempotency_pk(user_id, key)), "SK": to_value(IDEMPOTENCY)},
+                Key=_idempotency_key(user_id, key),
                 ConsistentRead=True,
             )
         item = response.get("Item")
@@ -126,8 +154,8 @@ class ImageRepository:
                 "TableName": self._table,
                 "Item": to_item(
                     {
-                        "PK": _idempotency_pk(idempotency.user_id, idempotency.key),
-                        "SK": IDEMPOTENCY,
+                        "PK": f"IDEMPOTENCY#{idempotency.user_id}",
+                        "SK": f"KEY#{idempotency.key}",
                         "userId": idempotency.user_id,
                         "key": idempotency.key,
                         "imageId": idempotency.image_id,
@@ -158,7 +186,7 @@ class ImageRepository:
         """Extend a pending image's upload window (an idempotent replay got a fresh URL)."""
         return self._update(
             image_id,
-            set_values={"uploadExpiresAt": expires_at, "updatedAt": now},
+            set_values={"uploadExpiresAt": expires_at, "updatedAt": now, "GSI3SK": expires_at},
             expected=(ImageStatus.PENDING,),
             bump_version=False,
         )
@@ -167,7 +195,14 @@ class ImageRepository:
         """``pending -> processing``; a crashed attempt left ``processing`` and may resume."""
         return self._update(
             image_id,
-            set_values={"status": ImageStatus.PROCESSING.value, "updatedAt": now, "uploadedAt": now},
+            # Out of the sweep index: an upload that arrived never expires.
+            set_values={
+                "status": ImageStatus.PROCESSING.value,
+                "updatedAt": now,
+                "uploadedAt": now,
+                "GSI3PK": None,
+                "GSI3SK": None,
+            },
             expected=(ImageStatus.PENDING, ImageStatus.PROCESSING),
             bump_version=False,
             keep_existing=("uploadedAt",),
@@ -185,16 +220,59 @@ class ImageRepository:
             "placeholder": outcome.placeholder,
             "errorCode": outcome.error_code,
             "errorMessage": outcome.error_message,
+            # Into the outbox: the sweeper publishes the event if this process cannot.
+            "GSI3PK": sweep_partition(image_id),
+            "GSI3SK": now,
         }
         # ``version`` counts metadata edits (optimistic locking for PATCH), not processing.
         return self._update(image_id, set_values=values, expected=(ImageStatus.PROCESSING,), bump_version=False)
+
+    def expire(self, image_id: str, event_id: str, closed_before: str, now: str) -> ImageRecord:
+        """``pending -> expired`` for an upload whose window closed before ``closed_before``."""
+        values: dict[str, Any] = {
+            "status": ImageStatus.EXPIRED.value,
+            "updatedAt": now,
+            "eventId": event_id,
+            "eventPublished": False,
+            "errorCode": "upload_expired",
+            "errorMessage": "The upload window closed before the file arrived. Create a new upload.",
+            "GSI3PK": sweep_partition(image_id),
+            "GSI3SK": now,
+        }
+        return self._update(
+            image_id,
+            set_values=values,
+            expected=(ImageStatus.PENDING,),
+            bump_version=False,
+            extra_condition=("uploadExpiresAt < :closedBefore", {":closedBefore": to_value(closed_before)}),
+        )
+
+    def due_for_sweep(self, partition: str, now: str, limit: int) -> list[ImageRecord]:
+        """Records of one sweep partition whose due time has come, oldest first (one Query)."""
+        with translated_errors():
+            response = self._client.query(
+                TableName=self._table,
+                IndexName="GSI3",
+                KeyConditionExpression="GSI3PK = :partition AND GSI3SK <= :now",
+                ExpressionAttributeValues={":partition": to_value(partition), ":now": to_value(now)},
+                Limit=limit,
+            )
+        return [item_to_record(item) for item in response.get("Items", [])]
+
+    def leave_sweep(self, image_id: str) -> None:
+        with translated_errors():
+            self._client.update_item(
+                TableName=self._table,
+                Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
+                UpdateExpression="REMOVE GSI3PK, GSI3SK",
+            )
 
     def mark_event_published(self, image_id: str, event_id: str) -> None:
         with translated_errors():
             self._client.update_item(
                 TableName=self._table,
                 Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
-                UpdateExpression="SET eventPublished = :true",
+                UpdateExpression="SET eventPublished = :true REMOVE GSI3PK, GSI3SK",
                 ConditionExpression="eventId = :event",
                 ExpressionAttributeValues={":true": to_value(True), ":event": to_value(event_id)},
             )
@@ -207,6 +285,7 @@ class ImageRepository:
         expected: Iterable[ImageStatus],
         bump_version: bool,
         keep_existing: Iterable[str] = (),
+        extra_condition: tuple[str, dict[str, Any]] | None = None,
     ) -> ImageRecord:
         names: dict[str, str] = {"#status": "status"}
         values: dict[str, Any] = {}
@@ -235,14 +314,16 @@ class ImageRepository:
         expression = "SET " + ", ".join(assignments)
         if removals:
             expression += " REMOVE " + ", ".join(removals)
+        condition = f"attribute_exists(PK) AND attribute_not_exists(deletedAt) AND #status IN ({', '.join(allowed)})"
+        if extra_condition is not None:
+            condition += f" AND {extra_condition[0]}"
+            values.update(extra_condition[1])
         with translated_errors():
             response = self._client.update_item(
                 TableName=self._table,
                 Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
                 UpdateExpression=expression,
-                ConditionExpression=(
-                    f"attribute_exists(PK) AND attribute_not_exists(deletedAt) AND #status IN ({', '.join(allowed)})"
-                ),
+                ConditionExpression=condition,
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
                 ReturnValues="ALL_NEW",
@@ -255,7 +336,7 @@ class TransactionConflict(ConditionFailed):
 
 
 # Marks the record deleted and drops its index keys, so no listing shows it any more.
-_TOMBSTONE = "SET deletedAt = if_not_exists(deletedAt, :now) REMOVE GSI1PK, GSI1SK, GSI2PK, GSI2SK"
+_TOMBSTONE = "SET deletedAt = if_not_exists(deletedAt, :now) REMOVE GSI1PK, GSI1SK, GSI2PK, GSI2SK, GSI3PK, GSI3SK"
 
 
 class WriteRejected(ConditionFailed):

@@ -91,3 +91,7 @@ class ObjectStore:
                 )
             if response.get("Errors"):
                 raise TransientFailure("some objects could not be deleted; retry the delete")
+
+    def delete_upload(self, key: str) -> None:
+        with translated_errors():
+            self._client.delete_object(Bucket=self._uploads, Key=key)

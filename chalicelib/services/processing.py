@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
 from chalicelib import logs
@@ -24,6 +24,7 @@ from chalicelib.models.domain import ImageRecord, ProcessingOutcome, event_id_fo
 from chalicelib.repositories.events import EventPublisher
 from chalicelib.repositories.images import ImageRepository
 from chalicelib.repositories.storage import ObjectStore
+from chalicelib.services.announcer import EventAnnouncer
 from chalicelib.services.presenter import Presenter
 from chalicelib.settings import Settings
 
@@ -59,15 +60,22 @@ def parse_notification(body: str) -> list[UploadedObject]:
         return []
     if not isinstance(message, dict) or message.get("Event") == "s3:TestEvent":
         return []
+    records = message.get("Records")
+    if not isinstance(records, list):
+        logs.warning("upload queue message has no S3 records; dropped")
+        return []
     objects = []
-    for record in message.get("Records", []):
-        if not str(record.get("eventName", "")).startswith("ObjectCreated"):
+    for record in records:
+        # A message of the wrong shape is not an upload: drop it rather than retry it.
+        if not isinstance(record, dict) or not str(record.get("eventName", "")).startswith("ObjectCreated"):
             continue
-        s3: dict[str, Any] = record.get("s3", {})
-        bucket = s3.get("bucket", {}).get("name")
-        key = s3.get("object", {}).get("key")
-        if isinstance(bucket, str) and isinstance(key, str):
-            objects.append(UploadedObject(bucket=bucket, key=unquote_plus(key)))
+        s3 = record.get("s3")
+        bucket = s3.get("bucket") if isinstance(s3, dict) else None
+        obj = s3.get("object") if isinstance(s3, dict) else None
+        name = bucket.get("name") if isinstance(bucket, dict) else None
+        key = obj.get("key") if isinstance(obj, dict) else None
+        if isinstance(name, str) and isinstance(key, str):
+            objects.append(UploadedObject(bucket=name, key=unquote_plus(key)))
     return objects
 
 
@@ -104,6 +112,7 @@ class ProcessingService:
         self._settings = settings
         self._processor = processor
         self._clock = clock
+        self._announcer = EventAnnouncer(images, publisher, presenter)
         self._writers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rendition-writer")
 
     def handle_message(self, body: str) -> list[Outcome]:
@@ -189,11 +198,7 @@ class ProcessingService:
         )
 
     def _announce(self, record: ImageRecord) -> None:
-        if record.event_published or record.event_id is None:
-            return
-        self._publisher.publish(self._presenter.event(record))
-        self._images.mark_event_published(record.id, record.event_id)
-        logs.info("event published", eventId=record.event_id, status=record.status.value)
+        self._announcer.announce(record)
 
 
 def _failed(code: str, message: str) -> ProcessingOutcome:

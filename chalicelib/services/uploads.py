@@ -108,7 +108,7 @@ class UploadService:
         return UploadTicket(record=record, form=self._form(record), expires_at=format_time(expires), replayed=False)
 
     def _replay(self, user_id: str, request: CreateImageRequest, existing: IdempotencyRecord) -> UploadTicket:
-        if existing.fingerprint != request.fingerprint():
+        if existing.user_id != user_id or existing.fingerprint != request.fingerprint():
             raise IdempotencyKeyReused()
         record = self._images.get(existing.image_id)
         if record is None or record.deleted_at is not None:  # deleted since

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 from moto import mock_aws
 
 from tests.conftest import LOCAL_ENV, PROJECT_ROOT
+from tests.functional.support import EventCapture, Uploader
 
 
 @dataclass
@@ -74,3 +75,29 @@ def api(aws_stack: Stack) -> Iterator[Any]:
 
     with Client(app, stage_name="local", project_dir=str(PROJECT_ROOT)) as client:
         yield client
+
+
+# -- added for the upload pipeline tests (the fixtures above are unchanged) -------------
+
+
+@pytest.fixture
+def sns_events(aws_stack: Stack) -> EventCapture:
+    """Every event the service publishes, captured by an SQS queue subscribed to the topic
+    with raw message delivery (so the SNS message attributes arrive as SQS attributes)."""
+    queue_url = aws_stack.sqs.create_queue(QueueName="captured-image-events")["QueueUrl"]
+    queue_arn = aws_stack.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    aws_stack.sns.subscribe(
+        TopicArn=aws_stack.topic_arn,
+        Protocol="sqs",
+        Endpoint=queue_arn,
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    return EventCapture(sqs=aws_stack.sqs, queue_url=queue_url)
+
+
+@pytest.fixture
+def uploader(api: Any, aws_stack: Stack, auth_for: Callable[[str], dict[str, str]]) -> Uploader:
+    """Creates images through the API, uploads bytes to their keys and runs the processor."""
+    return Uploader(api=api, stack=aws_stack, auth_for=auth_for)

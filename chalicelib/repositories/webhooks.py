@@ -1,0 +1,120 @@
+"""Webhook records (DynamoDB) and their SNS subscriptions.
+
+Keys: PK=WEBHOOK#<id>, SK=METADATA, GSI1PK=WEBHOOKS#<userId>, GSI1SK=CREATED#<createdAt>
+(the user index, under a prefix of its own so image listings never see webhooks).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+from pydantic.alias_generators import to_camel, to_snake
+
+from chalicelib.models.domain import WebhookRecord
+from chalicelib.repositories.dynamo import error_code, from_item, to_item, to_value, translated_errors
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sns import SNSClient
+
+_KEYS = frozenset({"PK", "SK", "GSI1PK", "GSI1SK"})
+
+
+def _pk(webhook_id: str) -> str:
+    return f"WEBHOOK#{webhook_id}"
+
+
+class WebhookRepository:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def add(self, record: WebhookRecord) -> None:
+        values: dict[str, Any] = {to_camel(k): v for k, v in record.model_dump().items()}
+        values.update(
+            PK=_pk(record.id),
+            SK="METADATA",
+            GSI1PK=f"WEBHOOKS#{record.user_id}",
+            GSI1SK=f"CREATED#{record.created_at}",
+        )
+        with translated_errors():
+            self._client.put_item(
+                TableName=self._table, Item=to_item(values), ConditionExpression="attribute_not_exists(PK)"
+            )
+
+    def list_for_user(self, user_id: str, limit: int) -> list[WebhookRecord]:
+        with translated_errors():
+            response = self._client.query(
+                TableName=self._table,
+                IndexName="GSI1",
+                KeyConditionExpression="GSI1PK = :pk",
+                ExpressionAttributeValues={":pk": to_value(f"WEBHOOKS#{user_id}")},
+                Limit=limit,
+            )
+        return [self._record(item) for item in response.get("Items", [])]
+
+    def get(self, webhook_id: str) -> WebhookRecord | None:
+        with translated_errors():
+            response = self._client.get_item(
+                TableName=self._table,
+                Key={"PK": to_value(_pk(webhook_id)), "SK": to_value("METADATA")},
+                ConsistentRead=True,
+            )
+        item = response.get("Item")
+        return self._record(item) if item else None
+
+    def remove(self, webhook_id: str) -> None:
+        with translated_errors():
+            self._client.delete_item(
+                TableName=self._table, Key={"PK": to_value(_pk(webhook_id)), "SK": to_value("METADATA")}
+            )
+
+    @staticmethod
+    def _record(item: Any) -> WebhookRecord:
+        values = {to_snake(k): v for k, v in from_item(item).items() if k not in _KEYS}
+        return WebhookRecord.model_validate(values)
+
+
+class SubscriptionGateway:
+    """SNS subscriptions of the events topic, each filtered to one user's events."""
+
+    def __init__(self, client: SNSClient, topic_arn: str) -> None:
+        self._client = client
+        self._topic_arn = topic_arn
+
+    def subscribe(self, url: str, user_id: str) -> str:
+        protocol = url.split(":", 1)[0].lower()
+        with translated_errors():
+            response = self._client.subscribe(
+                TopicArn=self._topic_arn,
+                Protocol=protocol,
+                Endpoint=url,
+                Attributes={
+                    # The filter is what keeps one user's events from another user's endpoint.
+                    "FilterPolicy": json.dumps({"userId": [user_id]}),
+                    "FilterPolicyScope": "MessageAttributes",
+                },
+                ReturnSubscriptionArn=True,
+            )
+        return str(response["SubscriptionArn"])
+
+    def is_confirmed(self, subscription_arn: str) -> bool:
+        try:
+            with translated_errors():
+                attributes = self._client.get_subscription_attributes(SubscriptionArn=subscription_arn)["Attributes"]
+        except ClientError as exc:
+            if error_code(exc) == "NotFound":
+                return False
+            raise
+        return str(attributes.get("PendingConfirmation", "true")).lower() == "false"
+
+    def unsubscribe(self, subscription_arn: str) -> None:
+        try:
+            with translated_errors():
+                self._client.unsubscribe(SubscriptionArn=subscription_arn)
+        except ClientError as exc:
+            # Gone already, or still pending confirmation (SNS drops those after 3 days).
+            if error_code(exc) not in ("NotFound", "InvalidParameter"):
+                raise

@@ -1,0 +1,29 @@
+"""Publishes the one event of a terminal transition, until the record says it was."""
+
+from __future__ import annotations
+
+from chalicelib import logs
+from chalicelib.models.domain import ImageRecord
+from chalicelib.repositories.events import EventPublisher
+from chalicelib.repositories.images import ImageRepository
+from chalicelib.services.presenter import Presenter
+
+
+class EventAnnouncer:
+    def __init__(self, images: ImageRepository, publisher: EventPublisher, presenter: Presenter) -> None:
+        self._images = images
+        self._publisher = publisher
+        self._presenter = presenter
+
+    def announce(self, record: ImageRecord) -> bool:
+        """Publish the record's event if it is not published yet; True when it published.
+
+        The event id is fixed by the transition, so publishing again after a crash between
+        the publish and the mark sends the same logical event, which subscribers de-duplicate.
+        """
+        if record.event_published or record.event_id is None or not record.status.is_terminal:
+            return False
+        self._publisher.publish(self._presenter.event(record))
+        self._images.mark_event_published(record.id, record.event_id)
+        logs.info("event published", imageId=record.id, eventId=record.event_id, status=record.status.value)
+        return True

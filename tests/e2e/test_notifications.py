@@ -1,0 +1,105 @@
+"""Webhooks and expiry over HTTP against the local stack."""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+import uuid
+
+import requests
+from PIL import Image
+
+from scripts.stack_process import local_stack
+from scripts.webhook_receiver import WebhookReceiver
+from tests.conftest import local_token
+
+
+def _jpeg() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", (120, 80), (30, 160, 60)).save(buffer, "JPEG")
+    return buffer.getvalue()
+
+
+def _subscribe(api_url: str, user: str, url: str) -> dict:
+    response = requests.post(
+        f"{api_url}/webhooks",
+        json={"url": url},
+        headers={"Authorization": f"Bearer {local_token(user)}"},
+        timeout=30,
+    )
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+def test_a_webhook_gets_exactly_one_completed_event_for_its_own_upload_even_when_delivered_twice(
+    stack, client_for, aws
+):
+    me, someone_else = f"hook-{uuid.uuid4().hex[:8]}", f"other-{uuid.uuid4().hex[:8]}"
+    with WebhookReceiver().running() as receiver:
+        webhook = _subscribe(stack.api_url, me, receiver.url)
+        assert webhook["status"] in ("confirmed", "pending_confirmation")
+        mine, theirs = client_for(me), client_for(someone_else)
+        data = _jpeg()
+        created = mine.create_upload("mine.jpg", "image/jpeg", len(data))
+        other = theirs.create_upload("theirs.jpg", "image/jpeg", len(data))
+        mine.upload(created, data)
+        theirs.upload(other, data)
+        assert mine.wait_until_done(created["id"], 60)["status"] == "completed"
+        assert theirs.wait_until_done(other["id"], 60)["status"] == "completed"
+
+        # The same S3 notification again, as S3/SQS may deliver it.
+        sqs = aws("sqs")
+        queue = sqs.get_queue_url(QueueName="image-service-uploads-local")["QueueUrl"]
+        key = created["upload"]["fields"]["key"]
+        record = {
+            "eventName": "ObjectCreated:Post",
+            "s3": {"bucket": {"name": "image-service-uploads-local"}, "object": {"key": key}},
+        }
+        sqs.send_message(QueueUrl=queue, MessageBody=json.dumps({"Records": [record]}))
+        time.sleep(3)  # the worker polls every second; the duplicate must have been handled by now
+        events = receiver.wait_for(1, timeout=10)
+
+    assert [e["type"] for e in events] == ["image.completed"]
+    event = events[0]
+    assert event["image"]["id"] == created["id"]
+    assert event["image"]["userId"] == me
+    assert event["eventId"]
+    deliveries = receiver.deliveries
+    assert all(d["MessageAttributes"]["userId"]["Value"] == me for d in deliveries if "MessageAttributes" in d)
+
+
+def test_webhooks_are_listed_for_their_owner_only_and_deleted_by_their_owner_only(stack):
+    owner, intruder = f"own-{uuid.uuid4().hex[:8]}", f"int-{uuid.uuid4().hex[:8]}"
+    webhook = _subscribe(stack.api_url, owner, "http://127.0.0.1:9/hook")
+
+    def call(method: str, path: str, user: str) -> requests.Response:
+        headers = {"Authorization": f"Bearer {local_token(user)}"}
+        return requests.request(method, f"{stack.api_url}{path}", headers=headers, timeout=30)
+
+    assert [w["id"] for w in call("GET", "/webhooks", owner).json()["webhooks"]] == [webhook["id"]]
+    assert call("GET", "/webhooks", intruder).json()["webhooks"] == []
+    refused = call("DELETE", f"/webhooks/{webhook['id']}", intruder)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (403, "forbidden")
+    assert call("DELETE", f"/webhooks/{webhook['id']}", owner).status_code == 204
+    assert call("GET", "/webhooks", owner).json()["webhooks"] == []
+
+
+def test_an_abandoned_upload_turns_expired_and_its_event_arrives():
+    # A stack of its own, with a 2-second upload window and no grace, swept every second.
+    short_window = {"UPLOAD_URL_TTL_SECONDS": "2", "EXPIRY_GRACE_SECONDS": "0"}
+    user = f"gone-{uuid.uuid4().hex[:8]}"
+    headers = {"Authorization": f"Bearer {local_token(user)}"}
+    with local_stack(sweep_seconds=1, environment=short_window) as stack, WebhookReceiver().running() as receiver:
+        _subscribe(stack.api_url, user, receiver.url)
+        created = requests.post(
+            f"{stack.api_url}/images",
+            json={"filename": "never.jpg", "contentType": "image/jpeg", "size": 100},
+            headers=headers,
+            timeout=30,
+        ).json()
+        events = receiver.wait_for(1, timeout=20)
+        status = requests.get(f"{stack.api_url}/images/{created['id']}/status", headers=headers, timeout=30).json()
+    assert status["status"] == "expired"
+    assert status["error"]["code"] == "upload_expired"
+    assert [(e["type"], e["image"]["id"]) for e in events] == [("image.expired", created["id"])]
