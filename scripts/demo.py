@@ -29,8 +29,10 @@ from PIL import Image
 
 from chalicelib.auth import mint_local_token
 from scripts.image_client import CONTENT_TYPES, ImageServiceClient
-from scripts.stack_process import PROJECT_ROOT, local_stack
+from scripts.stack_process import PROJECT_ROOT, RunningStack, local_stack
 from scripts.stage_config import LOCAL_STAGE, stage_environment
+from scripts.subscriber import SnsVerificationError, verify_message
+from scripts.webhook_receiver import WebhookReceiver, local_certificates
 
 DEFAULT_CORPUS = Path(os.environ.get("IMAGE_CORPUS_DIR", PROJECT_ROOT.parent / "shared" / "corpus"))
 
@@ -85,6 +87,20 @@ def print_table(results: list[Result]) -> None:
             print(f"{'':<22} error: {r.error}")
 
 
+def print_events(receiver: WebhookReceiver, stack: RunningStack, topic_arn: str, expected: int) -> None:
+    receiver.wait_for(expected, timeout=30)
+    fetch = local_certificates(stack.cdn_url)
+    print(f"\nwebhook {receiver.url} received {len(receiver.deliveries)} event(s):")
+    for delivery in receiver.deliveries:
+        try:
+            message = verify_message(delivery, expected_topic_arn=topic_arn, fetch_certificate=fetch)
+        except SnsVerificationError as error:
+            print(f"  REJECTED ({error})")
+            continue
+        event = message.json()
+        print(f"  {event['type']:<16} image {event['image']['id']}  eventId {event['eventId']}  signature ok")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
@@ -101,15 +117,18 @@ def main(argv: list[str] | None = None) -> int:
     env = stage_environment(LOCAL_STAGE)
     token = mint_local_token(env["LOCAL_JWT_SECRET"], args.user, issuer=env["JWT_ISSUER"], audience=env["JWT_AUDIENCE"])
     print("starting the local stack (moto + Chalice API + queue worker)...", file=sys.stderr)
-    with local_stack() as stack:
+    with local_stack() as stack, WebhookReceiver().running() as receiver:
         print(f"stack up: api {stack.api_url}, aws {stack.aws_url}; uploading {len(photos)} photos", file=sys.stderr)
         client = ImageServiceClient(stack.api_url, token)
+        webhook = client.subscribe_webhook(receiver.url)
+        print(f"webhook {webhook['id']} subscribed ({webhook['status']}) at {receiver.url}", file=sys.stderr)
         started = time.monotonic()
         with ThreadPoolExecutor(max_workers=args.concurrency) as pool:
             results = list(pool.map(lambda p: upload_one(client, p, args.out), photos))
         elapsed = time.monotonic() - started
-    print()
-    print_table(results)
+        print()
+        print_table(results)
+        print_events(receiver, stack, env["EVENTS_TOPIC_ARN"], expected=len(results))
     done = sum(r.status == "completed" for r in results)
     print(f"\n{done}/{len(results)} completed in {elapsed:.1f}s; renditions written to {args.out}")
     return 0 if done == len(results) else 1

@@ -108,6 +108,13 @@ class ImageServiceClient:
             time.sleep(delay)
             delay = min(delay * 2, 2.0)
 
+    def subscribe_webhook(self, url: str) -> dict[str, Any]:
+        response = self._session.post(
+            f"{self.api_url}/webhooks", json={"url": url}, headers=self._headers(), timeout=self.timeout
+        )
+        result: dict[str, Any] = self._json(response)
+        return result
+
     def fetch(self, url: str) -> bytes:
         response = self._session.get(url, timeout=self.timeout)
         response.raise_for_status()

@@ -36,6 +36,8 @@ from urllib.parse import unquote, urlsplit
 from scripts.stage_config import LOCAL_STAGE, PROJECT_ROOT, apply_stage_environment
 
 READY_LINE = "local stack ready"
+# Where the local CDN serves the certificates moto signs SNS deliveries with.
+SNS_CERTIFICATES = "sns-certificates/"
 PROCESSOR_HANDLER = "handle_upload_events"
 SWEEP_HANDLER = "sweep_uploads"
 
@@ -134,6 +136,9 @@ class LocalCdn(threading.Thread):
 
             def _serve(self, with_body: bool) -> None:
                 key = unquote(urlsplit(self.path).path.lstrip("/"))
+                if key.startswith(SNS_CERTIFICATES):
+                    self._certificate(key.removeprefix(SNS_CERTIFICATES), with_body)
+                    return
                 try:
                     obj = s3.get_object(Bucket=bucket, Key=key)
                 except s3.exceptions.NoSuchKey:
@@ -149,6 +154,24 @@ class LocalCdn(threading.Thread):
                 self.end_headers()
                 if with_body:
                     self.wfile.write(body)
+
+            def _certificate(self, name: str, with_body: bool) -> None:
+                # moto signs SNS HTTP deliveries with a key of its own; subscribers of the
+                # local stack fetch its certificate here (SigningCertURL's file name).
+                from moto.core.models import DEFAULT_ACCOUNT_ID
+                from moto.sns.models import sns_backends
+
+                region = os.environ.get("AWS_REGION", "us-east-1")
+                pem = sns_backends[DEFAULT_ACCOUNT_ID][region]._message_public_keys.get(name)
+                if pem is None:
+                    self.send_error(404, "Not Found")
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/x-pem-file")
+                self.send_header("Content-Length", str(len(pem)))
+                self.end_headers()
+                if with_body:
+                    self.wfile.write(pem)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return

@@ -264,7 +264,7 @@ def _attribute_differs(current: str | None, wanted: str) -> bool:
     if current is None:
         return True
     try:
-        return _canonical(json.loads(current)) != _canonical(json.loads(wanted))
+        return bool(_canonical(json.loads(current)) != _canonical(json.loads(wanted)))
     except (ValueError, TypeError):
         return current != wanted
 

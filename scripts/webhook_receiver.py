@@ -1,8 +1,8 @@
 """A small webhook receiver for the local stack: collects SNS HTTP deliveries in memory.
 
-Used by ``make demo`` and the end-to-end tests. Real subscribers verify each message's
-signature first (``scripts/subscriber``); the local stack's messages are signed by moto
-with a certificate only the local stack serves.
+Used by ``make demo`` and the end-to-end tests. Like a real subscriber it verifies each
+message's signature (``scripts/subscriber``); moto signs the local stack's deliveries
+with a certificate of its own, which the local stack serves (``local_certificates``).
 """
 
 from __future__ import annotations
@@ -10,10 +10,27 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from scripts.local_stack import SNS_CERTIFICATES
+
+
+def local_certificates(cdn_url: str) -> Callable[[str], bytes]:
+    """A certificate fetcher for the local stack: the pinned SigningCertURL's file, served locally."""
+
+    def fetch(url: str) -> bytes:
+        name = urlsplit(url).path.rsplit("/", 1)[-1]
+        response = requests.get(f"{cdn_url}/{SNS_CERTIFICATES}{name}", timeout=5)
+        response.raise_for_status()
+        return response.content
+
+    return fetch
 
 
 class WebhookReceiver:
@@ -23,7 +40,7 @@ class WebhookReceiver:
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", "0") or 0)
                 raw = self.rfile.read(min(length, 1_000_000))
                 try:
@@ -37,7 +54,7 @@ class WebhookReceiver:
                 self.send_response(200)
                 self.end_headers()
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 return
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -6,13 +6,18 @@ import io
 import json
 import time
 import uuid
+from typing import Any
 
+import pytest
 import requests
 from PIL import Image
 
 from scripts.stack_process import local_stack
-from scripts.webhook_receiver import WebhookReceiver
-from tests.conftest import local_token
+from scripts.subscriber import SnsVerificationError, verify_message
+from scripts.webhook_receiver import WebhookReceiver, local_certificates
+from tests.conftest import LOCAL_ENV, local_token
+
+TOPIC_ARN = LOCAL_ENV["EVENTS_TOPIC_ARN"]
 
 
 def _jpeg() -> bytes:
@@ -21,7 +26,7 @@ def _jpeg() -> bytes:
     return buffer.getvalue()
 
 
-def _subscribe(api_url: str, user: str, url: str) -> dict:
+def _subscribe(api_url: str, user: str, url: str) -> dict[str, Any]:
     response = requests.post(
         f"{api_url}/webhooks",
         json={"url": url},
@@ -29,7 +34,8 @@ def _subscribe(api_url: str, user: str, url: str) -> dict:
         timeout=30,
     )
     assert response.status_code == 201, response.text
-    return response.json()
+    webhook: dict[str, Any] = response.json()
+    return webhook
 
 
 def test_a_webhook_gets_exactly_one_completed_event_for_its_own_upload_even_when_delivered_twice(
@@ -65,8 +71,14 @@ def test_a_webhook_gets_exactly_one_completed_event_for_its_own_upload_even_when
     assert event["image"]["id"] == created["id"]
     assert event["image"]["userId"] == me
     assert event["eventId"]
-    deliveries = receiver.deliveries
-    assert all(d["MessageAttributes"]["userId"]["Value"] == me for d in deliveries if "MessageAttributes" in d)
+    # Each delivery is signed by SNS (moto, here) and verifies with the subscriber helper.
+    fetch = local_certificates(stack.cdn_url)
+    for delivery in receiver.deliveries:
+        verified = verify_message(delivery, expected_topic_arn=TOPIC_ARN, fetch_certificate=fetch)
+        assert verified.json()["image"]["userId"] == me
+    tampered = {**receiver.deliveries[0], "Message": receiver.deliveries[0]["Message"].replace(me, someone_else)}
+    with pytest.raises(SnsVerificationError):
+        verify_message(tampered, expected_topic_arn=TOPIC_ARN, fetch_certificate=fetch)
 
 
 def test_webhooks_are_listed_for_their_owner_only_and_deleted_by_their_owner_only(stack):
