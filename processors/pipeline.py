@@ -1,0 +1,350 @@
+"""The processing pipeline: validate, decode, orient, sRGB, resize, encode.
+
+Geometry is computed once, in the coordinates the pixels are *stored* in.
+Resizing happens before the EXIF transpose and before the colour transform,
+so both of those only ever touch the (much smaller) outputs; the centre cover
+crop of the thumbnail is symmetric under every EXIF orientation, which is why
+this order gives the same pictures as "orient first, then resize".
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Final
+
+from PIL import Image, ImageFile
+
+from processors import colour
+from processors.sniff import sniff_format, webp_canvas_size
+from processors.types import EncodedImage, ImageRejected, Limits, ProcessedImage
+
+#: Decoders Pillow may use. Nothing outside this list is ever tried.
+ALLOWED_FORMATS: Final[tuple[str, ...]] = ("JPEG", "PNG", "WEBP", "GIF")
+
+RENDITION_MAX_SIDE: Final = 2048
+RENDITION_QUALITY: Final = 85
+THUMBNAIL_SIDE: Final = 400
+THUMBNAIL_QUALITY: Final = 80
+PLACEHOLDER_MAX_CHARS: Final = 1024
+PLACEHOLDER_PREFIX: Final = "data:image/webp;base64,"
+#: (longest side, quality) tried in order until the data URI fits.
+_PLACEHOLDER_STEPS: Final[tuple[tuple[int, int], ...]] = (
+    (32, 50),
+    (24, 40),
+    (16, 30),
+    (8, 20),
+    (4, 10),
+    (1, 10),
+)
+
+#: What Pillow calls an MPO (multi-picture JPEG from many phones) is a JPEG to us.
+_FORMAT_ALIASES: Final[dict[str, str]] = {"MPO": "JPEG"}
+
+_TRANSPOSE: Final[dict[int, Image.Transpose]] = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_ORIENTATION_TAG: Final = 0x0112
+
+_LANCZOS: Final = Image.Resampling.LANCZOS
+
+_executor: ThreadPoolExecutor | None = None
+
+
+def _pool() -> ThreadPoolExecutor:
+    """One small worker pool, created on first use (never at import)."""
+    global _executor
+    if _executor is None:
+        _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webp-encode")
+    return _executor
+
+
+def _too_large_pixels(width: int, height: int, limits: Limits) -> ImageRejected:
+    megapixels = limits.max_pixels / 1_000_000
+    return ImageRejected(
+        "image_too_large",
+        f"The image is {width}x{height} pixels; images may have at most "
+        f"{megapixels:g} megapixels. Resize it and upload it again.",
+    )
+
+
+def _corrupt() -> ImageRejected:
+    return ImageRejected(
+        "corrupt_image",
+        "The image file is damaged or incomplete and cannot be read. Export or save it again and upload the new file.",
+    )
+
+
+def _unsupported() -> ImageRejected:
+    return ImageRejected(
+        "unsupported_format",
+        "This file is not a supported image. Upload a JPEG, PNG, WebP or GIF image.",
+    )
+
+
+def _check_bytes(data: bytes, limits: Limits) -> None:
+    if len(data) > limits.max_bytes:
+        mib = limits.max_bytes / (1024 * 1024)
+        raise ImageRejected(
+            "image_too_large",
+            f"The file is larger than {mib:g} MiB. Upload a smaller file.",
+        )
+    if not data:
+        raise ImageRejected("corrupt_image", "The file is empty. Upload the image again.")
+
+
+def _open(data: bytes, limits: Limits) -> tuple[ImageFile.ImageFile, str]:
+    """Open (header only) with the allow-list and check the pixel limit."""
+    sniffed = sniff_format(data)
+    if sniffed is None:
+        raise _unsupported()
+    if sniffed == "WEBP":
+        # Pillow's WebP opener allocates the whole canvas, so check first.
+        canvas = webp_canvas_size(data)
+        if canvas is None:
+            raise _corrupt()
+        if canvas[0] * canvas[1] > limits.max_pixels:
+            raise _too_large_pixels(*canvas, limits)
+    try:
+        im = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+    except Image.DecompressionBombError:
+        raise ImageRejected(
+            "image_too_large",
+            "The image has too many pixels. Resize it and upload it again.",
+        ) from None
+    except MemoryError:
+        raise
+    except Exception:
+        # The bytes look like an accepted format but its header is unreadable.
+        raise _corrupt() from None
+    width, height = im.size
+    if width < 1 or height < 1:
+        raise _corrupt()
+    if width * height > limits.max_pixels:
+        raise _too_large_pixels(width, height, limits)
+    fmt = _FORMAT_ALIASES.get(im.format or "", im.format or "")
+    if fmt not in ALLOWED_FORMATS or fmt != sniffed:
+        # An allow-listed opener claimed bytes that do not start like that format.
+        raise _unsupported()
+    return im, fmt
+
+
+def _orientation(im: Image.Image) -> int:
+    """EXIF orientation 1..8; anything unreadable counts as 1 (as stored)."""
+    try:
+        value = im.getexif().get(_ORIENTATION_TAG, 1)
+    except MemoryError:
+        raise
+    except Exception:
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _fit_inside(width: int, height: int, side: int) -> tuple[int, int]:
+    """Size that fits in side x side keeping the aspect ratio, never enlarged."""
+    longest = max(width, height)
+    if longest <= side:
+        return width, height
+    scale = side / longest
+    if width >= height:
+        return side, max(1, round(height * scale))
+    return max(1, round(width * scale)), side
+
+
+def _load(im: ImageFile.ImageFile) -> None:
+    # Guards a global misconfiguration elsewhere in the process.
+    if ImageFile.LOAD_TRUNCATED_IMAGES:  # pragma: no cover
+        raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must stay False")
+    try:
+        im.load()
+    except Image.DecompressionBombError:
+        raise ImageRejected(
+            "image_too_large",
+            "The image has too many pixels. Resize it and upload it again.",
+        ) from None
+    except MemoryError:
+        raise
+    except Exception:
+        # OSError (truncated), SyntaxError (broken chunks), ValueError, EOFError,
+        # struct.error, ...: every decoder failure on these bytes means bad bytes.
+        raise _corrupt() from None
+
+
+def _timed(timings: dict[str, float], name: str, start: float) -> float:
+    now = time.perf_counter()
+    timings[name] = timings.get(name, 0.0) + (now - start) * 1000.0
+    return now
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Speed levers. The defaults are what production uses; the benchmark
+    (scripts/bench_processing.py) flips them one at a time to measure each.
+    None of them changes what the outputs are, only how fast and how well."""
+
+    #: libwebp ``method`` (0 fastest .. 6 smallest). 2 is the knee: see
+    #: docs/benchmarks.md (4 costs about twice the time for ~2% fewer bytes).
+    webp_method: int = 2
+    #: Let libjpeg-turbo decode JPEGs at 1/2, 1/4 or 1/8 scale when that still
+    #: covers the outputs.
+    jpeg_draft: bool = True
+    #: Pillow's ``reducing_gap`` for the Lanczos resizes (None = exact).
+    reducing_gap: float | None = 3.0
+    #: Make the thumbnail from the rendition, not from the decoded source,
+    #: whenever the rendition is big enough (it always is unless panoramic).
+    thumbnail_from_rendition: bool = True
+    #: Build the thumbnail and the placeholder in a worker thread while this
+    #: thread encodes the rendition (Pillow releases the GIL in resize/encode).
+    concurrent: bool = True
+
+
+DEFAULT_TUNING: Final = Tuning()
+
+
+def _encode(im: Image.Image, quality: int, method: int) -> bytes:
+    out = io.BytesIO()
+    # Only the pixels: Pillow writes ICC/EXIF/XMP to WebP only when asked.
+    im.save(out, format="WEBP", quality=quality, method=method)
+    return out.getvalue()
+
+
+def _placeholder(
+    source: Image.Image,
+    finish: Callable[[Image.Image], Image.Image],
+    method: int,
+) -> str:
+    """A tiny blurred WebP of the whole picture as a data URI.
+
+    ``source`` is the rendition in stored coordinates and working mode;
+    ``finish`` turns the tiny image into upright sRGB.
+    """
+    from PIL import ImageFilter
+
+    for side, quality in _PLACEHOLDER_STEPS:
+        width, height = _fit_inside(*source.size, side)
+        small = source.resize((width, height), Image.Resampling.BOX, reducing_gap=2.0)
+        small = finish(small)
+        if min(width, height) >= 4:
+            small = small.filter(ImageFilter.GaussianBlur(radius=0.6))
+        encoded = base64.b64encode(_encode(small, quality, method)).decode("ascii")
+        uri = PLACEHOLDER_PREFIX + encoded
+        if len(uri) <= PLACEHOLDER_MAX_CHARS:
+            return uri
+    raise AssertionError("a 1x1 WebP always fits")  # pragma: no cover
+
+
+_Box = tuple[float, float, float, float]
+
+
+def _centre_square(box: _Box) -> _Box:
+    x0, y0, x1, y1 = box
+    side = min(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2.0, (y0 + y1) / 2.0
+    return (cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0)
+
+
+def process_image(data: bytes, limits: Limits, tuning: Tuning = DEFAULT_TUNING) -> ProcessedImage:
+    """See :func:`processors.process_image`; ``tuning`` is for benchmarks."""
+    timings: dict[str, float] = {}
+    start = t = time.perf_counter()
+    data = bytes(data)
+    _check_bytes(data, limits)
+    im, fmt = _open(data, limits)
+    raw_w, raw_h = im.size
+
+    orientation = _orientation(im) if fmt in ("JPEG", "WEBP") else 1
+    # Rendition size in stored (raw) coordinates.
+    rend_w, rend_h = _fit_inside(raw_w, raw_h, RENDITION_MAX_SIDE)
+
+    box: tuple[float, float, float, float] = (0.0, 0.0, float(raw_w), float(raw_h))
+    if fmt == "JPEG" and tuning.jpeg_draft:
+        # Let libjpeg-turbo scale in the DCT (1/2, 1/4, 1/8) to the smallest
+        # size that still covers the rendition and the thumbnail's crop.
+        need_short = min(THUMBNAIL_SIDE, raw_w, raw_h)
+        drafted = im.draft(im.mode, (max(rend_w, need_short), max(rend_h, need_short)))
+        if drafted is not None:
+            box = (0.0, 0.0, float(drafted[1][2]), float(drafted[1][3]))
+    _load(im)
+    if fmt == "PNG":
+        orientation = _orientation(im)  # eXIf may follow the image data
+    # A decoder may only ever shrink the canvas relative to the header.
+    if im.size[0] * im.size[1] > limits.max_pixels:
+        raise _too_large_pixels(*im.size, limits)
+    icc = im.info.get("icc_profile")
+    base = colour.to_working_mode(im)
+    t = _timed(timings, "decode", t)
+
+    # --- rendition resize (stored coordinates, source colour space) ---
+    gap = tuning.reducing_gap
+    if (rend_w, rend_h) == base.size and box == (0.0, 0.0, *map(float, base.size)):
+        rendition = base
+    else:
+        rendition = base.resize((rend_w, rend_h), _LANCZOS, box=box, reducing_gap=gap)
+    t = _timed(timings, "resize", t)
+
+    transpose = _TRANSPOSE.get(orientation)
+
+    def finish(small: Image.Image) -> Image.Image:
+        """Working mode + stored orientation -> upright sRGB."""
+        small = colour.to_srgb(small, icc)
+        return small if transpose is None else small.transpose(transpose)
+
+    if tuning.thumbnail_from_rendition and (min(rend_w, rend_h) >= THUMBNAIL_SIDE or rendition is base):
+        thumb_src, thumb_box = rendition, (0.0, 0.0, float(rend_w), float(rend_h))
+    else:
+        thumb_src, thumb_box = base, box
+
+    def side_outputs() -> tuple[bytes, str, float, float]:
+        """Thumbnail and placeholder; runs in the worker thread."""
+        t0 = time.perf_counter()
+        thumb = thumb_src.resize(
+            (THUMBNAIL_SIDE, THUMBNAIL_SIDE),
+            _LANCZOS,
+            box=_centre_square(thumb_box),
+            reducing_gap=gap,
+        )
+        thumb_bytes = _encode(finish(thumb), THUMBNAIL_QUALITY, tuning.webp_method)
+        t1 = time.perf_counter()
+        uri = _placeholder(rendition, finish, tuning.webp_method)
+        t2 = time.perf_counter()
+        return thumb_bytes, uri, (t1 - t0) * 1000.0, (t2 - t1) * 1000.0
+
+    side_future: Future[tuple[bytes, str, float, float]] | None = None
+    if tuning.concurrent:
+        side_future = _pool().submit(side_outputs)
+
+    # --- rendition: sRGB, upright, encode (in this thread) ---
+    final = finish(rendition)
+    rendition_bytes = _encode(final, RENDITION_QUALITY, tuning.webp_method)
+    t = _timed(timings, "encode", t)
+
+    if side_future is not None:
+        thumbnail_bytes, placeholder, thumb_ms, placeholder_ms = side_future.result()
+        t = _timed(timings, "wait", t)
+    else:
+        thumbnail_bytes, placeholder, thumb_ms, placeholder_ms = side_outputs()
+        t = time.perf_counter()
+    timings["thumbnail"] = thumb_ms
+    timings["placeholder"] = placeholder_ms
+    timings["total"] = (t - start) * 1000.0
+
+    swap = orientation >= 5
+    return ProcessedImage(
+        rendition=EncodedImage(rendition_bytes, final.size[0], final.size[1]),
+        thumbnail=EncodedImage(thumbnail_bytes, THUMBNAIL_SIDE, THUMBNAIL_SIDE),
+        placeholder=placeholder,
+        source_format=fmt,
+        source_width=raw_h if swap else raw_w,
+        source_height=raw_w if swap else raw_h,
+        timings_ms=timings,
+    )

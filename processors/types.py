@@ -1,0 +1,68 @@
+"""Value types and the one exception of the processing package.
+
+This module deliberately imports nothing heavy (no Pillow), so code that only
+needs :class:`ImageRejected` or :class:`Limits` stays cheap to import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+RejectionCode = Literal["unsupported_format", "image_too_large", "corrupt_image"]
+
+#: Every code :class:`ImageRejected` can carry.
+REJECTION_CODES: Final[frozenset[str]] = frozenset({"unsupported_format", "image_too_large", "corrupt_image"})
+
+
+class ImageRejected(Exception):
+    """A bad image: a terminal failure the user can act on.
+
+    ``code`` is one of ``unsupported_format``, ``image_too_large`` or
+    ``corrupt_image``; ``message`` is plain words for the uploader and never
+    names a library or leaks internals.
+    """
+
+    def __init__(self, code: str, message: str) -> None:
+        if code not in REJECTION_CODES:
+            raise ValueError(f"unknown rejection code {code!r}")
+        super().__init__(code, message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.code}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What an upload may be before any pixel is decoded."""
+
+    max_bytes: int = 10 * 1024 * 1024
+    max_pixels: int = 50_000_000
+
+
+@dataclass(frozen=True)
+class EncodedImage:
+    """One encoded output."""
+
+    data: bytes  #: WebP bytes
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
+class ProcessedImage:
+    """Everything :func:`processors.process_image` derives from one upload."""
+
+    rendition: EncodedImage  #: longest side <= 2048, never enlarged, WebP q85
+    thumbnail: EncodedImage  #: exactly 400x400 centre cover crop, WebP q80
+    placeholder: str  #: ``data:image/webp;base64,...``, at most 1024 characters
+    source_format: str  #: "JPEG" | "PNG" | "WEBP" | "GIF"
+    source_width: int  #: after EXIF orientation
+    source_height: int
+    timings_ms: Mapping[str, float] = field(default_factory=dict)  #: per step
+
+
+DEFAULT_LIMITS: Final[Limits] = Limits()
