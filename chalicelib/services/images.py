@@ -36,6 +36,13 @@ def owned(record: ImageRecord | None, user_id: str, image_id: str) -> ImageRecor
     return record
 
 
+def read_owned(images: ImageRepository, user_id: str, image_id: str) -> ImageRecord:
+    """One strongly consistent GetItem of the caller's live image (404 / 403 otherwise)."""
+    if not is_image_id(image_id):
+        raise _not_found(image_id)
+    return owned(images.get(image_id), user_id, image_id)
+
+
 class ImageService:
     def __init__(
         self,
@@ -54,10 +61,7 @@ class ImageService:
         self._clock = clock
 
     def get(self, user_id: str, image_id: str) -> ImageRecord:
-        """One strongly consistent GetItem."""
-        if not is_image_id(image_id):
-            raise _not_found(image_id)
-        return owned(self._images.get(image_id), user_id, image_id)
+        return read_owned(self._images, user_id, image_id)
 
     def list(self, user_id: str, query: ListImagesQuery) -> ImagePage:
         """One Query on the user (or album) index, newest first, with a signed cursor."""

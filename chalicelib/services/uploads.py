@@ -17,12 +17,11 @@ from chalicelib.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
-from chalicelib.models.common import ALLOWED_CONTENT_TYPES, ImageStatus, format_time, is_image_id, utc_now
+from chalicelib.models.common import ALLOWED_CONTENT_TYPES, ImageStatus, format_time, utc_now
 from chalicelib.models.domain import IdempotencyRecord, ImageRecord, upload_key
 from chalicelib.models.requests import CreateImageRequest
 from chalicelib.repositories.images import IdempotencyKeyTaken, ImageRepository, TransactionConflict
 from chalicelib.repositories.storage import ObjectStore, UploadForm
-from chalicelib.services.images import owned
 from chalicelib.settings import Settings
 
 
@@ -132,9 +131,3 @@ class UploadService:
             size=record.file_size,
             expires_in=self._settings.upload_url_ttl_seconds,
         )
-
-    def get_owned(self, user_id: str, image_id: str) -> ImageRecord:
-        """The caller's image: 404 when unknown, 403 when someone else's."""
-        if not is_image_id(image_id):
-            raise NotFound(f"No image with id {image_id!r}.")
-        return owned(self._images.get(image_id), user_id, image_id)

@@ -19,6 +19,7 @@ from chalicelib.errors import (
 from chalicelib.models.common import ImageStatus, format_time
 from chalicelib.models.requests import CreateImageRequest
 from chalicelib.repositories.images import TransactionConflict
+from chalicelib.services.images import read_owned
 from chalicelib.services.uploads import UploadService, UploadTicket
 from tests.unit.fakes import Clock, FakeImageRepository, FakeObjectStore, Ids, unit_settings
 
@@ -240,29 +241,29 @@ def test_a_transaction_conflict_is_retried_and_makes_one_image() -> None:
     assert world.repo.create_calls == 2
 
 
-def test_get_owned_returns_the_callers_own_image(world: World) -> None:
+def test_read_owned_returns_the_callers_own_image(world: World) -> None:
     created = world.service.create("alice", request(), None)
 
-    assert world.service.get_owned("alice", created.record.id) == created.record
+    assert read_owned(world.repo, "alice", created.record.id) == created.record
 
 
-def test_get_owned_refuses_another_users_image(world: World) -> None:
+def test_read_owned_refuses_another_users_image(world: World) -> None:
     created = world.service.create("alice", request(), None)
 
     with pytest.raises(Forbidden):
-        world.service.get_owned("mallory", created.record.id)
+        read_owned(world.repo, "mallory", created.record.id)
 
 
 @pytest.mark.parametrize(
     "image_id",
     ["01J00000000000000000000099", "123e4567-e89b-12d3-a456-426614174000"],
 )
-def test_get_owned_of_an_unknown_id_is_not_found(world: World, image_id: str) -> None:
+def test_read_owned_of_an_unknown_id_is_not_found(world: World, image_id: str) -> None:
     with pytest.raises(NotFound):
-        world.service.get_owned("alice", image_id)
+        read_owned(world.repo, "alice", image_id)
 
 
 @pytest.mark.parametrize("image_id", ["", "x", "01j00000000000000000000001", "../etc/passwd", "01J" + "0" * 24])
-def test_get_owned_of_a_malformed_id_is_not_found(world: World, image_id: str) -> None:
+def test_read_owned_of_a_malformed_id_is_not_found(world: World, image_id: str) -> None:
     with pytest.raises(NotFound):
-        world.service.get_owned("alice", image_id)
+        read_owned(world.repo, "alice", image_id)
