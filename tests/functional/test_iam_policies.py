@@ -1,0 +1,138 @@
+"""The committed IAM policies grant what the code calls, and nothing on "*" but X-Ray.
+
+Each phase (API requests, processing, the sweep) runs against moto with botocore hooks
+recording the AWS operations the code makes; every operation must be allowed by that
+function's policy for the resources it touched.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+from chalicelib import aws, dependencies
+from chalicelib.models.common import utc_now
+from chalicelib.repositories.events import EventPublisher
+from chalicelib.services.announcer import EventAnnouncer
+from chalicelib.services.sweeper import Sweeper
+from chalicelib.settings import get_settings
+from scripts import iam_policies
+from tests.functional.support import image_bytes
+
+# botocore operation -> the IAM action that authorises it
+IAM_ACTION = {
+    "dynamodb.GetItem": "dynamodb:GetItem",
+    "dynamodb.PutItem": "dynamodb:PutItem",
+    "dynamodb.UpdateItem": "dynamodb:UpdateItem",
+    "dynamodb.DeleteItem": "dynamodb:DeleteItem",
+    "dynamodb.Query": "dynamodb:Query",
+    "dynamodb.TransactWriteItems": "dynamodb:PutItem",
+    "s3.HeadObject": "s3:GetObject",
+    "s3.GetObject": "s3:GetObject",
+    "s3.PutObject": "s3:PutObject",
+    "s3.DeleteObject": "s3:DeleteObject",
+    "s3.DeleteObjects": "s3:DeleteObject",
+    "sns.Publish": "sns:Publish",
+    "sns.Subscribe": "sns:Subscribe",
+    "sns.Unsubscribe": "sns:Unsubscribe",
+    "sns.GetSubscriptionAttributes": "sns:GetSubscriptionAttributes",
+    "sqs.GetQueueUrl": "sqs:GetQueueUrl",
+    "sqs.DeleteMessage": "sqs:DeleteMessage",
+}
+
+
+@contextmanager
+def recorded_operations() -> Iterator[set[str]]:
+    operations: set[str] = set()
+
+    def record(event_name: str, **_: Any) -> None:
+        operations.add(event_name.split(".", 1)[1])
+
+    clients = [aws.dynamodb(), aws.s3(), aws.sns(), aws.sqs()]
+    for client in clients:
+        client.meta.events.register("before-call", record)
+    try:
+        yield operations
+    finally:
+        for client in clients:
+            client.meta.events.unregister("before-call", record)
+
+
+def _granted(stage: str, suffix: str) -> set[str]:
+    document = iam_policies.policy_documents(stage)[f"policy-{stage}{suffix}.json"]
+    return {action for statement in document["Statement"] for action in statement["Action"]}
+
+
+def test_the_committed_policies_are_the_generated_ones():
+    assert iam_policies.main(["--all", "--check"]) == 0
+
+
+def test_no_policy_grants_a_wildcard_resource_except_for_xray():
+    for stage in iam_policies.deployed_stages():
+        for name, document in iam_policies.policy_documents(stage).items():
+            for statement in document["Statement"]:
+                if "*" in statement["Resource"]:
+                    assert all(action.startswith("xray:") for action in statement["Action"]), (name, statement)
+                assert not any(action.endswith(":*") or action == "*" for action in statement["Action"]), name
+
+
+def test_each_function_is_granted_exactly_the_kinds_of_calls_its_code_makes(api, aws_stack, auth_for):
+    headers = auth_for("iam")
+    with recorded_operations() as api_calls:
+        created = api.http.post(
+            "/images",
+            headers={**headers, "Idempotency-Key": "k"},
+            body=json.dumps({"filename": "a.jpg", "contentType": "image/jpeg", "size": len(image_bytes())}),
+        ).json_body
+        image_id = created["id"]
+        api.http.get(f"/images/{image_id}", headers=headers)
+        api.http.get("/images?limit=5", headers=headers)
+        api.http.patch(f"/images/{image_id}", headers=headers, body=json.dumps({"title": "t", "version": 1}))
+        webhook = api.http.post("/webhooks", headers=headers, body=json.dumps({"url": "http://127.0.0.1:9/h"}))
+        api.http.get("/webhooks", headers=headers)
+        api.http.delete(f"/webhooks/{webhook.json_body['id']}", headers=headers)
+
+    aws_stack.s3.put_object(Bucket=aws_stack.upload_bucket, Key=created["upload"]["fields"]["key"], Body=image_bytes())
+    bodies = [
+        m["Body"]
+        for m in aws_stack.sqs.receive_message(QueueUrl=aws_stack.queue_url, MaxNumberOfMessages=10)["Messages"]
+    ]
+    with recorded_operations() as processor_calls:
+        for body in bodies:
+            dependencies.processing_service().handle_message(body)
+
+    abandoned = api.http.post(
+        "/images", headers=headers, body=json.dumps({"filename": "b.jpg", "contentType": "image/jpeg", "size": 10})
+    ).json_body
+    later = utc_now() + timedelta(hours=2)
+    sweeper = Sweeper(
+        dependencies.image_repository(),
+        dependencies.object_store(),
+        EventAnnouncer(
+            dependencies.image_repository(),
+            EventPublisher(aws.sns(), get_settings().events_topic_arn),
+            dependencies.presenter(),
+        ),
+        grace=timedelta(minutes=15),
+        clock=lambda: later,
+    )
+    with recorded_operations() as sweeper_calls:
+        assert sweeper.run().expired == 1
+    with recorded_operations() as delete_calls:
+        assert api.http.delete(f"/images/{image_id}", headers=headers).status_code == 204
+        assert api.http.delete(f"/images/{abandoned['id']}", headers=headers).status_code == 204
+
+    for phase, calls, suffix in [
+        ("api", api_calls | delete_calls, ""),
+        ("processor", processor_calls, "-processor"),
+        ("sweeper", sweeper_calls, "-sweeper"),
+    ]:
+        needed = {IAM_ACTION[call] for call in calls}
+        assert calls, phase
+        assert needed <= _granted("prod", suffix), (phase, needed - _granted("prod", suffix))
+    # The processor and the sweeper cannot do what only the API does.
+    assert "sns:Subscribe" not in _granted("prod", "-processor") | _granted("prod", "-sweeper")
+    assert "dynamodb:PutItem" not in _granted("prod", "-processor") | _granted("prod", "-sweeper")
