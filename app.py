@@ -2,7 +2,7 @@
 
 from chalice.app import Chalice
 
-from chalicelib import logs
+from chalicelib import logs, tracing
 from chalicelib.api import http
 from chalicelib.api.health import health_api
 from chalicelib.api.images import images_api
@@ -12,6 +12,7 @@ from chalicelib.events.uploads import upload_events
 
 app = Chalice(app_name="image-service")
 logs.configure()
+tracing.configure()
 http.install(app)
 app.register_blueprint(health_api)
 app.register_blueprint(images_api)

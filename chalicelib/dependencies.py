@@ -7,6 +7,7 @@ from functools import lru_cache
 
 from chalicelib import aws
 from chalicelib.auth import JwksTokenVerifier, LocalTokenVerifier, TokenVerifier
+from chalicelib.metrics import NO_METRICS, EmfMetrics, Metrics
 from chalicelib.repositories.cdn import CdnInvalidator
 from chalicelib.repositories.events import EventPublisher
 from chalicelib.repositories.images import ImageQueries, ImageRepository
@@ -33,6 +34,12 @@ def token_verifier() -> TokenVerifier:
 
 
 @lru_cache(maxsize=1)
+def metrics() -> Metrics:
+    settings = get_settings()
+    return EmfMetrics(settings.stage) if settings.metrics_enabled else NO_METRICS
+
+
+@lru_cache(maxsize=1)
 def image_repository() -> ImageRepository:
     return ImageRepository(aws.dynamodb(), get_settings().table_name)
 
@@ -50,7 +57,7 @@ def presenter() -> Presenter:
 
 @lru_cache(maxsize=1)
 def upload_service() -> UploadService:
-    return UploadService(image_repository(), object_store(), get_settings())
+    return UploadService(image_repository(), object_store(), get_settings(), metrics=metrics())
 
 
 @lru_cache(maxsize=1)
@@ -73,20 +80,21 @@ def image_service() -> ImageService:
 def processing_service() -> ProcessingService:
     settings = get_settings()
     publisher = EventPublisher(aws.sns(), settings.events_topic_arn)
-    return ProcessingService(image_repository(), object_store(), publisher, presenter(), settings)
+    return ProcessingService(image_repository(), object_store(), publisher, presenter(), settings, metrics=metrics())
 
 
 @lru_cache(maxsize=1)
 def sweeper() -> Sweeper:
     settings = get_settings()
     publisher = EventPublisher(aws.sns(), settings.events_topic_arn)
-    announcer = EventAnnouncer(image_repository(), publisher, presenter())
+    announcer = EventAnnouncer(image_repository(), publisher, presenter(), metrics())
     return Sweeper(
         image_repository(),
         object_store(),
         announcer,
         grace=timedelta(seconds=settings.expiry_grace_seconds),
         relay_delay=timedelta(seconds=settings.outbox_relay_delay_seconds),
+        metrics=metrics(),
     )
 
 
@@ -103,6 +111,7 @@ def webhook_service() -> WebhookService:
 def reset() -> None:
     """Forget settings, clients and services (tests change the environment)."""
     for getter in (
+        metrics,
         token_verifier,
         image_repository,
         object_store,

@@ -49,6 +49,9 @@ class Settings(BaseModel):
     idempotency_ttl_seconds: int = Field(default=48 * 3600, ge=24 * 3600)
     use_transfer_acceleration: bool = False
 
+    # CloudWatch Embedded Metric Format lines on stdout.
+    metrics_enabled: bool = True
+
     auth_mode: Literal["local", "jwks"] = "local"
     local_jwt_secret: str = ""
     jwt_issuer: str = "image-service-local"

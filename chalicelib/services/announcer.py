@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chalicelib import logs
+from chalicelib.metrics import NO_METRICS, Metrics
 from chalicelib.models.domain import ImageRecord
 from chalicelib.repositories.events import EventPublisher
 from chalicelib.repositories.images import ImageRepository
@@ -10,10 +11,17 @@ from chalicelib.services.presenter import Presenter
 
 
 class EventAnnouncer:
-    def __init__(self, images: ImageRepository, publisher: EventPublisher, presenter: Presenter) -> None:
+    def __init__(
+        self,
+        images: ImageRepository,
+        publisher: EventPublisher,
+        presenter: Presenter,
+        metrics: Metrics = NO_METRICS,
+    ) -> None:
         self._images = images
         self._publisher = publisher
         self._presenter = presenter
+        self._metrics = metrics
 
     def announce(self, record: ImageRecord) -> bool:
         """Publish the record's event if it is not published yet; True when it published.
@@ -26,4 +34,5 @@ class EventAnnouncer:
         self._publisher.publish(self._presenter.event(record))
         self._images.mark_event_published(record.id, record.event_id)
         logs.info("event published", imageId=record.id, eventId=record.event_id, status=record.status.value)
+        self._metrics.emit("EventsPublished", 1, EventType=record.status.value)
         return True

@@ -17,8 +17,9 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
-from chalicelib import logs
+from chalicelib import logs, tracing
 from chalicelib.errors import ConditionFailed, TransientFailure
+from chalicelib.metrics import NO_METRICS, Metrics
 from chalicelib.models.common import ImageStatus, format_time, is_image_id, utc_now
 from chalicelib.models.domain import ImageRecord, ProcessingOutcome, event_id_for
 from chalicelib.repositories.events import EventPublisher
@@ -104,6 +105,7 @@ class ProcessingService:
         settings: Settings,
         processor: ImageProcessor = _default_processor,
         clock: Callable[[], datetime] = utc_now,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self._images = images
         self._store = store
@@ -112,7 +114,8 @@ class ProcessingService:
         self._settings = settings
         self._processor = processor
         self._clock = clock
-        self._announcer = EventAnnouncer(images, publisher, presenter)
+        self._metrics = metrics
+        self._announcer = EventAnnouncer(images, publisher, presenter, metrics)
         self._writers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rendition-writer")
 
     def handle_message(self, body: str) -> list[Outcome]:
@@ -156,6 +159,10 @@ class ProcessingService:
                 return Outcome.IGNORED
             return self._duplicate(image_id)
         logs.info("processing finished", status=outcome.status.value, errorCode=outcome.error_code)
+        if outcome.error_code is not None:
+            self._metrics.emit("ProcessingFailures", 1, Reason=outcome.error_code)
+        else:
+            self._metrics.emit("ImagesCompleted", 1)
         self._announce(record)
         return Outcome(outcome.status.value)
 
@@ -174,22 +181,27 @@ class ProcessingService:
                 "size_mismatch",
                 f"The file is {size} bytes, larger than the {record.file_size} bytes declared for this upload.",
             )
-        data = self._store.read_upload(key)
+        with tracing.subsegment("read_upload"):
+            data = self._store.read_upload(key)
         if data is None or len(data) != size:
             # Replaced or removed between the two reads: retry from a consistent view.
             raise TransientFailure("upload object changed while it was read")
         from processors import ImageRejected, Limits
 
         try:
-            result = self._processor(data, Limits(max_bytes=limit, max_pixels=self._settings.max_image_pixels))
+            with tracing.subsegment("process_image"):
+                result = self._processor(data, Limits(max_bytes=limit, max_pixels=self._settings.max_image_pixels))
         except ImageRejected as rejected:
             return _failed(rejected.code, rejected.message)
-        writes = [
-            self._writers.submit(self._store.write_image, record.rendition_key, result.rendition.data),
-            self._writers.submit(self._store.write_image, record.thumbnail_key, result.thumbnail.data),
-        ]
-        for write in writes:
-            write.result()  # re-raises a failed write; the message is retried
+        for step, milliseconds in result.timings_ms.items():
+            self._metrics.emit("ProcessingDuration", milliseconds, "Milliseconds", Step=step)
+        with tracing.subsegment("write_renditions"):
+            writes = [
+                self._writers.submit(self._store.write_image, record.rendition_key, result.rendition.data),
+                self._writers.submit(self._store.write_image, record.thumbnail_key, result.thumbnail.data),
+            ]
+            for write in writes:
+                write.result()  # re-raises a failed write; the message is retried
         return ProcessingOutcome(
             status=ImageStatus.COMPLETED,
             width=result.rendition.width,

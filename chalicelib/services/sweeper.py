@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 
 from chalicelib import logs
 from chalicelib.errors import ConditionFailed
+from chalicelib.metrics import NO_METRICS, Metrics
 from chalicelib.models.common import ImageStatus, format_time, parse_time, utc_now
 from chalicelib.models.domain import ImageRecord, event_id_for
 from chalicelib.repositories.images import SWEEP_SHARDS, ImageRepository
@@ -36,6 +37,7 @@ class Sweeper:
         grace: timedelta,
         relay_delay: timedelta = timedelta(seconds=60),
         clock: Callable[[], datetime] = utc_now,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self._images = images
         self._store = store
@@ -45,6 +47,7 @@ class Sweeper:
         # keeps the sweep from racing it into a second delivery.
         self._relay_delay = relay_delay
         self._clock = clock
+        self._metrics = metrics
 
     def run(self, limit_per_partition: int = 200) -> SweepReport:
         report = SweepReport()
@@ -90,4 +93,5 @@ class Sweeper:
         # A file that arrived after the window closed belongs to nobody: remove it.
         self._store.delete_upload(expired.upload_key)
         logs.info("abandoned upload expired")
+        self._metrics.emit("UploadsExpired", 1)
         return expired

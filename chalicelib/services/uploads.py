@@ -17,6 +17,7 @@ from chalicelib.errors import (
     PayloadTooLarge,
     UnsupportedMediaType,
 )
+from chalicelib.metrics import NO_METRICS, Metrics
 from chalicelib.models.common import ALLOWED_CONTENT_TYPES, ImageStatus, format_time, utc_now
 from chalicelib.models.domain import IdempotencyRecord, ImageRecord, upload_key
 from chalicelib.models.requests import CreateImageRequest
@@ -47,12 +48,14 @@ class UploadService:
         settings: Settings,
         clock: Callable[[], datetime] = utc_now,
         new_id: Callable[[], str] = new_image_id,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self._images = images
         self._store = store
         self._settings = settings
         self._clock = clock
         self._new_id = new_id
+        self._metrics = metrics
 
     def create(self, user_id: str, request: CreateImageRequest, idempotency_key: str | None) -> UploadTicket:
         if request.content_type.lower() not in ALLOWED_CONTENT_TYPES:
@@ -104,6 +107,7 @@ class UploadService:
         except IdempotencyKeyTaken as taken:
             return self._replay(user_id, request, taken.existing)
         logs.info("upload created", imageId=image_id, size=request.size, contentType=record.content_type)
+        self._metrics.emit("UploadsCreated", 1)
         return UploadTicket(record=record, form=self._form(record), expires_at=format_time(expires), replayed=False)
 
     def _replay(self, user_id: str, request: CreateImageRequest, existing: IdempotencyRecord) -> UploadTicket:
@@ -113,6 +117,7 @@ class UploadService:
         if record is None or record.deleted_at is not None:  # deleted since
             raise NotFound("The image created with this Idempotency-Key has been deleted.")
         logs.info("idempotent replay", imageId=record.id, status=record.status.value)
+        self._metrics.emit("IdempotentReplays", 1)
         if record.status is not ImageStatus.PENDING:
             return UploadTicket(record=record, form=None, expires_at=None, replayed=True)
         now = self._clock()
