@@ -90,8 +90,13 @@ def api_policy(arns: StageArns) -> list[dict[str, Any]]:
             ],
             [arns.table, f"{arns.table}/index/*"],
         ),
-        # Presigned POSTs are signed with this role: it must be allowed to put the upload.
-        _statement("Uploads", ["s3:PutObject", "s3:DeleteObject"], [f"{arns.upload_bucket}/uploads/*"]),
+        # Presigned POSTs are signed with this role: it must be allowed to put the upload
+        # (with the tag the POST policy pins).
+        _statement(
+            "Uploads",
+            ["s3:PutObject", "s3:PutObjectTagging", "s3:DeleteObject"],
+            [f"{arns.upload_bucket}/uploads/*"],
+        ),
         _statement("Renditions", ["s3:DeleteObject"], [f"{arns.image_bucket}/images/*"]),
         _statement("Webhooks", ["sns:Subscribe"], [arns.topic]),
         _statement("WebhookSubscriptions", ["sns:Unsubscribe", "sns:GetSubscriptionAttributes"], [f"{arns.topic}:*"]),
@@ -106,7 +111,7 @@ def api_policy(arns: StageArns) -> list[dict[str, Any]]:
 def processor_policy(arns: StageArns) -> list[dict[str, Any]]:
     return [
         _statement("ImageTable", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [arns.table]),
-        _statement("ReadUploads", ["s3:GetObject"], [f"{arns.upload_bucket}/uploads/*"]),
+        _statement("ReadUploads", ["s3:GetObject", "s3:PutObjectTagging"], [f"{arns.upload_bucket}/uploads/*"]),
         # Writes renditions; deletes them again when the image was deleted meanwhile.
         _statement("WriteRenditions", ["s3:PutObject", "s3:DeleteObject"], [f"{arns.image_bucket}/images/*"]),
         _statement("DeleteOrphanUploads", ["s3:DeleteObject"], [f"{arns.upload_bucket}/uploads/*"]),

@@ -20,22 +20,26 @@ if __package__ in (None, ""):
 
 import argparse
 import json
+import secrets
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.exceptions import ClientError
 
-from scripts.stage_config import LOCAL_STAGE, apply_stage_environment
+from scripts.stage_config import CONFIG_PATH, LOCAL_STAGE, apply_stage_environment
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
     from mypy_boto3_sqs import SQSClient
+    from mypy_boto3_ssm import SSMClient
 
 MAX_RECEIVE_COUNT = 5
+UNPROCESSED_UPLOAD_DAYS = 3
 PROCESSOR_TIMEOUT_SECONDS = 60
 LOCAL_VISIBILITY_TIMEOUT = 30  # the local worker retries quickly
 
@@ -86,6 +90,7 @@ class Clients:
     s3: S3Client
     sqs: SQSClient
     sns: SNSClient
+    ssm: SSMClient
 
     @classmethod
     def create(cls, region: str, endpoint_url: str | None = None) -> Clients:
@@ -95,6 +100,7 @@ class Clients:
             s3=session.client("s3", endpoint_url=endpoint_url),
             sqs=session.client("sqs", endpoint_url=endpoint_url),
             sns=session.client("sns", endpoint_url=endpoint_url),
+            ssm=session.client("ssm", endpoint_url=endpoint_url),
         )
 
 
@@ -235,6 +241,53 @@ def ensure_upload_bucket_extras(client: S3Client, res: StageResources, report: R
             report.changed(f"bucket {res.upload_bucket}: Transfer Acceleration enabled")
 
 
+def ensure_lifecycle(client: S3Client, bucket: str, rules: list[dict[str, Any]], report: Report) -> None:
+    try:
+        current = client.get_bucket_lifecycle_configuration(Bucket=bucket).get("Rules", [])
+    except ClientError as exc:
+        if _code(exc) != "NoSuchLifecycleConfiguration":
+            raise
+        current = []
+    if _canonical_rules(current) != _canonical_rules(rules):
+        client.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration={"Rules": rules})  # type: ignore[typeddict-item]
+        report.changed(f"bucket {bucket}: lifecycle rules {', '.join(r['ID'] for r in rules)}")
+
+
+def _canonical_rules(rules: list[Any]) -> list[str]:
+    return sorted(json.dumps(rule, sort_keys=True, default=str) for rule in rules)
+
+
+def upload_lifecycle_rules() -> list[dict[str, Any]]:
+    return [
+        {
+            # Uploads still tagged unprocessed after a few days were abandoned, rejected or
+            # never processed; completed images' originals are re-tagged and kept.
+            "ID": "expire-unprocessed-uploads",
+            "Status": "Enabled",
+            "Filter": {"And": {"Prefix": "uploads/", "Tags": [{"Key": "state", "Value": "unprocessed"}]}},
+            "Expiration": {"Days": UNPROCESSED_UPLOAD_DAYS},
+        },
+        {
+            "ID": "abort-incomplete-multipart",
+            "Status": "Enabled",
+            "Filter": {"Prefix": ""},
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1},
+        },
+    ]
+
+
+def image_lifecycle_rules() -> list[dict[str, Any]]:
+    return [
+        {
+            # Renditions of old images are rarely viewed: let S3 move them between tiers.
+            "ID": "renditions-intelligent-tiering",
+            "Status": "Enabled",
+            "Filter": {"Prefix": "images/"},
+            "Transitions": [{"Days": 0, "StorageClass": "INTELLIGENT_TIERING"}],
+        }
+    ]
+
+
 def _normalise(rule: Any) -> str:
     return json.dumps(
         {k: sorted(v) if isinstance(v, list) else v for k, v in dict(rule).items() if k != "ID"}, sort_keys=True
@@ -354,15 +407,49 @@ def ensure_notification(client: S3Client, res: StageResources, queue_arn: str, r
         report.changed(f"bucket {res.upload_bucket}: ObjectCreated -> {res.queue_name}")
 
 
+def ensure_cursor_secret(client: SSMClient, res: StageResources, report: Report) -> None:
+    """The secret that signs pagination cursors, generated once per stage (AWS stages)."""
+    if res.is_local:
+        return  # the local stage's secret is in its config
+    name = f"/image-service/{res.stage}/cursor-secret"
+    try:
+        client.get_parameter(Name=name)
+    except ClientError as exc:
+        if _code(exc) != "ParameterNotFound":
+            raise
+        client.put_parameter(
+            Name=name,
+            Type="SecureString",
+            Value=secrets.token_urlsafe(48),
+            Description="Signs the Image Service's pagination cursors",
+        )
+        report.changed(f"parameter {name} created")
+    report.outputs["CURSOR_SECRET_PARAMETER"] = name
+
+
+def write_stage_config(stage: str, outputs: dict[str, str], config_path: Path = CONFIG_PATH) -> list[str]:
+    """Put the provisioned names into the stage's environment; returns the names changed."""
+    config = json.loads(config_path.read_text())
+    environment = config["stages"][stage].setdefault("environment_variables", {})
+    changed = sorted(name for name, value in outputs.items() if environment.get(name) != value)
+    if changed:
+        environment.update(outputs)
+        config_path.write_text(json.dumps(config, indent=2) + "\n")
+    return changed
+
+
 def provision(res: StageResources, clients: Clients) -> Report:
     report = Report()
     ensure_table(clients.dynamodb, res, report)
     for bucket in (res.upload_bucket, res.image_bucket):
         ensure_bucket(clients.s3, bucket, res.region, report)
     ensure_upload_bucket_extras(clients.s3, res, report)
+    ensure_lifecycle(clients.s3, res.upload_bucket, upload_lifecycle_rules(), report)
+    ensure_lifecycle(clients.s3, res.image_bucket, image_lifecycle_rules(), report)
     queue_arn = ensure_queues(clients.sqs, res, f"arn:aws:s3:::{res.upload_bucket}", report)
     ensure_topic(clients.sns, res, report)
     ensure_notification(clients.s3, res, queue_arn, report)
+    ensure_cursor_secret(clients.ssm, res, report)
     report.outputs.update(UPLOAD_BUCKET=res.upload_bucket, IMAGE_BUCKET=res.image_bucket)
     return report
 
@@ -383,6 +470,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.stage == LOCAL_STAGE and not args.endpoint_url:
         parser.error("the local stage needs --endpoint-url (or AWS_ENDPOINT_URL): it never talks to AWS")
     report = provision_stage(args.stage, args.endpoint_url)
+    if args.stage != LOCAL_STAGE:
+        written = write_stage_config(args.stage, report.outputs)
+        if written:
+            report.changed(f".chalice/config.json {args.stage}: {', '.join(written)}")
+            from scripts.iam_policies import main as write_policies
+
+            write_policies(["--stage", args.stage])
     for change in report.changes:
         print(f"changed: {change}")
     print(f"{len(report.changes)} change(s)" if report.changes else "no changes: the stage is up to date")

@@ -15,6 +15,16 @@ if TYPE_CHECKING:
 
 _MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
 
+# Every upload arrives tagged unprocessed (the POST policy pins the tag); the processor
+# re-tags it once the image completed. The upload bucket's lifecycle rule removes objects
+# still tagged unprocessed after a few days: abandoned, rejected or never-processed files.
+STATE_TAG = "state"
+UNPROCESSED = "unprocessed"
+PROCESSED = "processed"
+UNPROCESSED_TAGGING = (
+    f"<Tagging><TagSet><Tag><Key>{STATE_TAG}</Key><Value>{UNPROCESSED}</Value></Tag></TagSet></Tagging>"
+)
+
 
 @dataclass(frozen=True)
 class UploadForm:
@@ -37,9 +47,10 @@ class ObjectStore:
         post = self._presigner.generate_presigned_post(
             Bucket=self._uploads,
             Key=key,
-            Fields={"Content-Type": content_type},
+            Fields={"Content-Type": content_type, "tagging": UNPROCESSED_TAGGING},
             Conditions=[
                 {"Content-Type": content_type},
+                {"tagging": UNPROCESSED_TAGGING},
                 ["content-length-range", 1, size],
             ],
             ExpiresIn=expires_in,
@@ -66,6 +77,15 @@ class ObjectStore:
             if error_code(exc) in _MISSING:
                 return None
             raise
+
+    def mark_processed(self, key: str) -> None:
+        """Keep the original of a completed image: out of the lifecycle rule's reach."""
+        with translated_errors():
+            self._client.put_object_tagging(
+                Bucket=self._uploads,
+                Key=key,
+                Tagging={"TagSet": [{"Key": STATE_TAG, "Value": PROCESSED}]},
+            )
 
     def write_image(self, key: str, data: bytes) -> None:
         with translated_errors():

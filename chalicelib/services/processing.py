@@ -202,6 +202,7 @@ class ProcessingService:
             ]
             for write in writes:
                 write.result()  # re-raises a failed write; the message is retried
+        self._store.mark_processed(key)
         return ProcessingOutcome(
             status=ImageStatus.COMPLETED,
             width=result.rendition.width,

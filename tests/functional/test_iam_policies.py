@@ -33,6 +33,7 @@ IAM_ACTION = {
     "s3.HeadObject": "s3:GetObject",
     "s3.GetObject": "s3:GetObject",
     "s3.PutObject": "s3:PutObject",
+    "s3.PutObjectTagging": "s3:PutObjectTagging",
     "s3.DeleteObject": "s3:DeleteObject",
     "s3.DeleteObjects": "s3:DeleteObject",
     "sns.Publish": "sns:Publish",

@@ -190,6 +190,7 @@ class FakeObjectStore(ObjectStore):
     def __init__(self) -> None:
         self.uploads: dict[str, bytes] = {}
         self.images: dict[str, bytes] = {}
+        self.processed: set[str] = set()  # uploads re-tagged as processed
         self.presigned: list[PresignCall] = []
         self.reads = 0
         self.fail_reads = 0  # how many read_upload calls fail (transiently) first
@@ -219,6 +220,14 @@ class FakeObjectStore(ObjectStore):
     def write_image(self, key: str, data: bytes) -> None:
         with self._lock:
             self.images[key] = data
+
+    def mark_processed(self, key: str) -> None:
+        with self._lock:
+            self.processed.add(key)
+
+    def delete_upload(self, key: str) -> None:
+        with self._lock:
+            self.uploads.pop(key, None)
 
     def delete_image_objects(self, original_key: str, derived_keys: list[str]) -> None:
         with self._lock:
