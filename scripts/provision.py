@@ -32,6 +32,7 @@ from botocore.exceptions import ClientError
 from scripts.stage_config import CONFIG_PATH, LOCAL_STAGE, apply_stage_environment
 
 if TYPE_CHECKING:
+    from mypy_boto3_cloudfront import CloudFrontClient
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
     from mypy_boto3_sns import SNSClient
@@ -91,6 +92,7 @@ class Clients:
     sqs: SQSClient
     sns: SNSClient
     ssm: SSMClient
+    cloudfront: CloudFrontClient
 
     @classmethod
     def create(cls, region: str, endpoint_url: str | None = None) -> Clients:
@@ -101,6 +103,7 @@ class Clients:
             sqs=session.client("sqs", endpoint_url=endpoint_url),
             sns=session.client("sns", endpoint_url=endpoint_url),
             ssm=session.client("ssm", endpoint_url=endpoint_url),
+            cloudfront=session.client("cloudfront", endpoint_url=endpoint_url),
         )
 
 
@@ -427,6 +430,88 @@ def ensure_cursor_secret(client: SSMClient, res: StageResources, report: Report)
     report.outputs["CURSOR_SECRET_PARAMETER"] = name
 
 
+# AWS's managed "CachingOptimized" cache policy.
+CACHING_OPTIMIZED_POLICY = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+
+
+def ensure_cdn(cloudfront: CloudFrontClient, s3: S3Client, res: StageResources, report: Report) -> None:
+    """A CloudFront distribution in front of the private image bucket, through origin access control."""
+    name = f"image-service-{res.stage}"
+    controls = cloudfront.list_origin_access_controls().get("OriginAccessControlList", {}).get("Items", [])
+    control_id = next((c["Id"] for c in controls if c["Name"] == name), None)
+    if control_id is None:
+        control_id = cloudfront.create_origin_access_control(
+            OriginAccessControlConfig={
+                "Name": name,
+                "Description": "Image Service renditions",
+                "SigningProtocol": "sigv4",
+                "SigningBehavior": "always",
+                "OriginAccessControlOriginType": "s3",
+            }
+        )["OriginAccessControl"]["Id"]
+        report.changed(f"CloudFront origin access control {name} created")
+    listed = cloudfront.list_distributions().get("DistributionList", {}).get("Items", [])
+    found = next((d for d in listed if d.get("Comment") == name), None)
+    if found is not None:
+        distribution_id, arn, domain = found["Id"], found["ARN"], found["DomainName"]
+    else:
+        origin_id = f"{res.image_bucket}-origin"
+        distribution = cloudfront.create_distribution(
+            DistributionConfig={
+                "CallerReference": name,
+                "Comment": name,
+                "Enabled": True,
+                "HttpVersion": "http2and3",
+                "PriceClass": "PriceClass_100",
+                "Origins": {
+                    "Quantity": 1,
+                    "Items": [
+                        {
+                            "Id": origin_id,
+                            "DomainName": f"{res.image_bucket}.s3.{res.region}.amazonaws.com",
+                            "OriginAccessControlId": control_id,
+                            "S3OriginConfig": {"OriginAccessIdentity": ""},
+                        }
+                    ],
+                },
+                "DefaultCacheBehavior": {
+                    "TargetOriginId": origin_id,
+                    "ViewerProtocolPolicy": "redirect-to-https",
+                    "CachePolicyId": CACHING_OPTIMIZED_POLICY,
+                    "Compress": False,  # WebP is compressed already
+                    "AllowedMethods": {
+                        "Quantity": 2,
+                        "Items": ["GET", "HEAD"],
+                        "CachedMethods": {"Quantity": 2, "Items": ["GET", "HEAD"]},
+                    },
+                },
+            }
+        )["Distribution"]
+        distribution_id, arn, domain = distribution["Id"], distribution["ARN"], distribution["DomainName"]
+        report.changed(f"CloudFront distribution {name} created")
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "CloudFrontReadsRenditions",
+                "Effect": "Allow",
+                "Principal": {"Service": "cloudfront.amazonaws.com"},
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{res.image_bucket}/images/*",
+                "Condition": {"StringEquals": {"AWS:SourceArn": arn}},
+            }
+        ],
+    }
+    try:
+        current = s3.get_bucket_policy(Bucket=res.image_bucket)["Policy"]
+    except ClientError:
+        current = None
+    if _attribute_differs(current, json.dumps(policy)):
+        s3.put_bucket_policy(Bucket=res.image_bucket, Policy=json.dumps(policy))
+        report.changed(f"bucket {res.image_bucket}: readable by its CloudFront distribution only")
+    report.outputs.update(CDN_DISTRIBUTION_ID=distribution_id, IMAGE_BASE_URL=f"https://{domain}")
+
+
 def write_stage_config(stage: str, outputs: dict[str, str], config_path: Path = CONFIG_PATH) -> list[str]:
     """Put the provisioned names into the stage's environment; returns the names changed."""
     config = json.loads(config_path.read_text())
@@ -438,7 +523,7 @@ def write_stage_config(stage: str, outputs: dict[str, str], config_path: Path = 
     return changed
 
 
-def provision(res: StageResources, clients: Clients) -> Report:
+def provision(res: StageResources, clients: Clients, with_cdn: bool = False) -> Report:
     report = Report()
     ensure_table(clients.dynamodb, res, report)
     for bucket in (res.upload_bucket, res.image_bucket):
@@ -450,14 +535,16 @@ def provision(res: StageResources, clients: Clients) -> Report:
     ensure_topic(clients.sns, res, report)
     ensure_notification(clients.s3, res, queue_arn, report)
     ensure_cursor_secret(clients.ssm, res, report)
+    if with_cdn and not res.is_local:
+        ensure_cdn(clients.cloudfront, clients.s3, res, report)
     report.outputs.update(UPLOAD_BUCKET=res.upload_bucket, IMAGE_BUCKET=res.image_bucket)
     return report
 
 
-def provision_stage(stage: str, endpoint_url: str | None = None) -> Report:
+def provision_stage(stage: str, endpoint_url: str | None = None, with_cdn: bool = False) -> Report:
     environment = apply_stage_environment(stage)
     res = StageResources.from_environment(stage, environment)
-    return provision(res, Clients.create(res.region, endpoint_url))
+    return provision(res, Clients.create(res.region, endpoint_url), with_cdn=with_cdn)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -466,10 +553,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--stage", required=True, help="a stage of .chalice/config.json")
     parser.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"), help="e.g. http://127.0.0.1:4566")
+    parser.add_argument(
+        "--cdn", action="store_true", help="also a CloudFront distribution (origin access control) for renditions"
+    )
     args = parser.parse_args(argv)
     if args.stage == LOCAL_STAGE and not args.endpoint_url:
         parser.error("the local stage needs --endpoint-url (or AWS_ENDPOINT_URL): it never talks to AWS")
-    report = provision_stage(args.stage, args.endpoint_url)
+    report = provision_stage(args.stage, args.endpoint_url, with_cdn=args.cdn)
     if args.stage != LOCAL_STAGE:
         written = write_stage_config(args.stage, report.outputs)
         if written:
