@@ -1,9 +1,12 @@
 """The Image Service Chalice app: wiring only."""
 
+import os
+
 from chalice.app import Chalice
 
 from chalicelib import logs, tracing
 from chalicelib.api import http
+from chalicelib.api.demo_page import demo_page
 from chalicelib.api.health import health_api
 from chalicelib.api.images import images_api
 from chalicelib.api.webhooks import webhooks_api
@@ -19,3 +22,5 @@ app.register_blueprint(images_api)
 app.register_blueprint(webhooks_api)
 app.register_blueprint(upload_events)
 app.register_blueprint(scheduled_events)
+if os.environ.get("STAGE") == "local":
+    app.register_blueprint(demo_page)

@@ -9,6 +9,7 @@ final = client.wait_until_done(created["id"])
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -119,3 +120,103 @@ class ImageServiceClient:
         response = self._session.get(url, timeout=self.timeout)
         response.raise_for_status()
         return response.content
+
+    # --- added for the upload CLI (scripts/upload.py) ---
+
+    def upload_with_progress(
+        self,
+        created: Mapping[str, Any],
+        data: bytes,
+        filename: str = "upload",
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> None:
+        """Like ``upload``, but streams the multipart body and reports ``(bytes_sent, total)``.
+
+        ``total`` is the whole body's length (form fields included), so the last report is
+        ``(total, total)`` once every byte has gone out.
+        """
+        form = created["upload"]
+        fields = {str(name): str(value) for name, value in form["fields"].items()}
+        body = MultipartStream(fields, "file", filename, data, fields.get("Content-Type", "application/octet-stream"))
+        if on_progress is not None:
+            body.on_progress = on_progress
+        response = requests.post(
+            form["url"],
+            data=body,
+            headers={"Content-Type": body.content_type, "Content-Length": str(len(body))},
+            timeout=max(self.timeout, 120),
+        )
+        if response.status_code not in (200, 201, 204):
+            raise ApiError(response.status_code, {"error": {"code": "upload_rejected", "message": response.text[:500]}})
+
+    def list_images(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Every image of the caller, newest first (follows ``nextCursor`` to the end)."""
+        images: list[dict[str, Any]] = []
+        params: dict[str, str | int] = {"limit": limit}
+        while True:
+            response = self._session.get(
+                f"{self.api_url}/images", params=params, headers=self._headers(), timeout=self.timeout
+            )
+            page: dict[str, Any] = self._json(response)
+            images.extend(page["images"])
+            if not page.get("nextCursor"):
+                return images
+            params = {"limit": limit, "cursor": page["nextCursor"]}
+
+    def health(self) -> dict[str, Any]:
+        """``GET /health`` (no auth); raises ``requests.ConnectionError`` when nothing listens."""
+        response = self._session.get(f"{self.api_url}/health", timeout=min(self.timeout, 10))
+        result: dict[str, Any] = self._json(response)
+        return result
+
+
+class MultipartStream:
+    """A multipart/form-data body read in chunks, reporting each chunk as it is sent.
+
+    requests sends a file-like body with a known length as it reads it (no chunked
+    encoding, which S3's POST does not accept), so ``on_progress`` sees real progress.
+    """
+
+    CHUNK = 64 * 1024
+
+    def __init__(self, fields: Mapping[str, str], file_field: str, filename: str, data: bytes, content_type: str):
+        self.boundary = f"----image-service-{uuid.uuid4().hex}"
+        self.content_type = f"multipart/form-data; boundary={self.boundary}"
+        head = b"".join(
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="{_quote(name)}"\r\n\r\n'.encode()
+            + value.encode()
+            + b"\r\n"
+            for name, value in fields.items()
+        )
+        head += (
+            f'--{self.boundary}\r\nContent-Disposition: form-data; name="{_quote(file_field)}"; '
+            f'filename="{_quote(filename)}"\r\nContent-Type: {content_type}\r\n\r\n'
+        ).encode()
+        self._parts = [head, data, f"\r\n--{self.boundary}--\r\n".encode()]
+        self._total = sum(len(part) for part in self._parts)
+        self._part = 0
+        self._offset = 0
+        self.sent = 0
+        self.on_progress: Callable[[int, int], None] = lambda sent, total: None
+
+    def __len__(self) -> int:
+        return self._total
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            return b"".join(iter(lambda: self.read(self.CHUNK), b""))
+        size = min(size, self.CHUNK)
+        while self._part < len(self._parts) and self._offset >= len(self._parts[self._part]):
+            self._part, self._offset = self._part + 1, 0
+        if self._part >= len(self._parts):
+            return b""
+        chunk = self._parts[self._part][self._offset : self._offset + size]
+        self._offset += len(chunk)
+        self.sent += len(chunk)
+        self.on_progress(self.sent, self._total)
+        return chunk
+
+
+def _quote(value: str) -> str:
+    """A form-data header parameter: quotes and line breaks escaped as browsers do."""
+    return value.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")

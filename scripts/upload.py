@@ -1,0 +1,302 @@
+"""Upload image files to the Image Service and wait for each outcome.
+
+    python scripts/upload.py --user alice photos/*.jpg
+    python scripts/upload.py --token "$TOKEN" --api http://127.0.0.1:8000 --json kite.jpg
+
+Files go up concurrently, each with a progress bar on stderr (bytes sent, then
+processing). Each request carries an Idempotency-Key derived from the file's content
+and name, so running the command again on the same files creates nothing new: the API
+answers with the same image, and an image that already arrived is just reported.
+
+stdout gets a summary table, or with --json exactly one JSON document:
+{"results": [{"file", "id", "status", "imageUrl", "thumbnailUrl", "error"}]}.
+Exit status: 0 when every file completed, 1 when any did not, 2 for bad input
+(missing file, unsupported extension, no token) or an unreachable API.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __package__ in (None, ""):
+    # Run as a file: put the project root first, and drop scripts/ so that
+    # scripts/token.py cannot shadow the standard library's token module.
+    sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+import argparse
+import hashlib
+import json
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import requests
+
+from scripts.image_client import CONTENT_TYPES, ApiError, ImageServiceClient
+
+DEFAULT_API = "http://127.0.0.1:8000"
+BAR_WIDTH = 24
+
+
+class UsageError(Exception):
+    """Bad input the user can fix; reported as one line, exit status 2."""
+
+
+@dataclass
+class Outcome:
+    """What became of one file: the --json result object."""
+
+    file: str
+    id: str | None = None
+    status: str = "pending"
+    image_url: str | None = None
+    thumbnail_url: str | None = None
+    error: dict[str, str] | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "id": self.id,
+            "status": self.status,
+            "imageUrl": self.image_url,
+            "thumbnailUrl": self.thumbnail_url,
+            "error": self.error,
+        }
+
+
+def idempotency_key(name: str, data: bytes) -> str:
+    """``sha256-<hex of the bytes>-<12 hex of the name>``: printable ASCII, 84 characters.
+
+    The content hash makes a re-run of the same file a replay; the name is part of the
+    request body, so it is part of the key too (a renamed copy is a new request, not a
+    reuse of the key with a different body, which the API refuses with 422).
+    """
+    content = hashlib.sha256(data).hexdigest()
+    named = hashlib.sha256(name.encode()).hexdigest()[:12]
+    return f"sha256-{content}-{named}"
+
+
+@dataclass
+class Line:
+    label: str
+    phase: str = "waiting"
+    sent: int = 0
+    total: int = 0
+
+
+@dataclass
+class Progress:
+    """One line per file on stderr: redrawn in place on a terminal, else one line per phase."""
+
+    stream: TextIO
+    lines: list[Line] = field(default_factory=list)
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._live = self.stream.isatty() and not self.quiet
+        self._drawn = False
+
+    def add(self, label: str) -> int:
+        self.lines.append(Line(label))
+        return len(self.lines) - 1
+
+    def bytes_sent(self, index: int, sent: int, total: int, phase: str = "uploading") -> None:
+        line = self.lines[index]
+        with self._lock:
+            before = _percent(line.sent, line.total)
+            line.sent, line.total = sent, total
+            redraw = _percent(sent, total) != before or line.phase != phase
+        if redraw:  # a whole percent more, not every 8 KiB
+            self._update(index, phase)
+
+    def phase(self, index: int, phase: str) -> None:
+        self._update(index, phase)
+
+    def _update(self, index: int, phase: str) -> None:
+        with self._lock:
+            line = self.lines[index]
+            changed = line.phase != phase
+            line.phase = phase
+            if self._live:
+                self._redraw()
+            elif changed and not self.quiet:
+                print(f"{line.label}: {phase}", file=self.stream, flush=True)
+
+    def _redraw(self) -> None:
+        if self._drawn:
+            self.stream.write(f"\x1b[{len(self.lines)}F")
+        width = max(len(line.label) for line in self.lines)
+        for line in self.lines:
+            self.stream.write(f"\x1b[2K{line.label:<{width}}  {_bar(line)}  {line.phase}\n")
+        self.stream.flush()
+        self._drawn = True
+
+
+def _bar(line: Line) -> str:
+    fraction = line.sent / line.total if line.total else 0.0
+    if line.phase not in ("waiting", "creating", "uploading"):
+        fraction = 1.0
+    filled = round(fraction * BAR_WIDTH)
+    return f"[{'#' * filled}{'-' * (BAR_WIDTH - filled)}] {_kib(line.sent)}/{_kib(line.total)}"
+
+
+def _percent(sent: int, total: int) -> int:
+    return sent * 100 // total if total else 0
+
+
+def _kib(count: int) -> str:
+    return f"{count / 1024:,.0f} KiB"
+
+
+def check_files(paths: Sequence[str]) -> list[Path]:
+    files: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if not path.is_file():
+            raise UsageError(f"no such file: {name}")
+        if path.suffix.lower() not in CONTENT_TYPES:
+            allowed = ", ".join(sorted(CONTENT_TYPES))
+            raise UsageError(f"unsupported file type: {name} (allowed: {allowed})")
+        files.append(path)
+    return files
+
+
+def upload_file(client: ImageServiceClient, path: Path, progress: Progress, index: int, timeout: float) -> Outcome:
+    outcome = Outcome(file=str(path))
+    try:
+        data = path.read_bytes()
+        progress.phase(index, "creating")
+        created = client.create_upload(
+            path.name, CONTENT_TYPES[path.suffix.lower()], len(data), idempotency_key(path.name, data)
+        )
+        outcome.id, outcome.status = created["id"], created["status"]
+        if created.get("upload"):
+            # The body is the form fields plus the file: report the file's share of it.
+            client.upload_with_progress(
+                created,
+                data,
+                path.name,
+                lambda sent, total: progress.bytes_sent(index, sent * len(data) // total, len(data)),
+            )
+            progress.phase(index, "processing")
+        else:
+            # A replay of an image that already arrived: nothing left to upload.
+            progress.bytes_sent(index, len(data), len(data), f"already uploaded ({created['status']})")
+        final = client.wait_until_done(
+            outcome.id, timeout=timeout, on_poll=lambda status: progress.phase(index, _phase_of(status["status"]))
+        )
+    except ApiError as error:
+        outcome.status = "failed"
+        outcome.error = {"code": error.code, "message": str(error)}
+    except requests.RequestException as error:
+        outcome.status = "failed"
+        outcome.error = {"code": "connection_error", "message": f"request failed: {error.__class__.__name__}"}
+    except TimeoutError as error:
+        outcome.error = {"code": "timeout", "message": str(error)}
+    except OSError as error:
+        outcome.status = "failed"
+        outcome.error = {"code": "read_error", "message": f"cannot read {path}: {error.strerror}"}
+    else:
+        outcome.status = final["status"]
+        outcome.image_url = final.get("imageUrl")
+        outcome.thumbnail_url = final.get("thumbnailUrl")
+        if final.get("error"):
+            outcome.error = {"code": str(final["error"].get("code")), "message": str(final["error"].get("message"))}
+    progress.phase(index, outcome.status)
+    return outcome
+
+
+def _phase_of(status: str) -> str:
+    # After the upload, "pending" only means the processor has not picked the file up yet.
+    return "processing" if status == "pending" else status
+
+
+def print_table(outcomes: Sequence[Outcome], out: TextIO) -> None:
+    width = max([len("file"), *(len(o.file) for o in outcomes)])
+    header = f"{'file':<{width}}  {'status':<10}  {'id':<26}  thumbnail / error"
+    print(header, file=out)
+    print("-" * len(header), file=out)
+    for o in outcomes:
+        detail = o.error["message"] if o.error else (o.thumbnail_url or "")
+        print(f"{o.file:<{width}}  {o.status:<10}  {o.id or '-':<26}  {detail}", file=out)
+    done = sum(o.status == "completed" for o in outcomes)
+    print(f"\n{done}/{len(outcomes)} completed", file=out)
+
+
+def resolve_token(token: str | None, user: str | None) -> str:
+    if user is not None:
+        if not user or "/" in user or len(user) > 128:
+            raise UsageError("--user must be 1-128 characters without '/'")
+        from chalicelib.auth import mint_local_token
+        from scripts.stage_config import LOCAL_STAGE, stage_environment
+
+        env = stage_environment(LOCAL_STAGE)
+        return mint_local_token(env["LOCAL_JWT_SECRET"], user, issuer=env["JWT_ISSUER"], audience=env["JWT_AUDIENCE"])
+    token = token or os.environ.get("IMAGE_SERVICE_TOKEN")
+    if not token:
+        raise UsageError("give --token TOKEN (or IMAGE_SERVICE_TOKEN) or --user NAME")
+    return token
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="upload.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("files", nargs="+", metavar="FILE", help="JPEG, PNG, WebP or GIF files")
+    parser.add_argument(
+        "--api",
+        default=os.environ.get("IMAGE_SERVICE_API", DEFAULT_API),
+        help=f"the API's base URL (default $IMAGE_SERVICE_API or {DEFAULT_API})",
+    )
+    who = parser.add_mutually_exclusive_group()
+    who.add_argument("--token", help="a bearer token (default $IMAGE_SERVICE_TOKEN)")
+    who.add_argument("--user", help="mint a local-stage token for this user id")
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead of the table")
+    parser.add_argument("--concurrency", type=int, default=4, help="files in flight at once (default 4)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for each outcome")
+    args = parser.parse_args(argv)
+
+    try:
+        files = check_files(args.files)
+        client = ImageServiceClient(args.api, resolve_token(args.token, args.user))
+        try:
+            client.health()
+        except requests.RequestException as error:
+            reason = error.__class__.__name__
+            raise UsageError(f"cannot reach the Image Service at {client.api_url} ({reason})") from None
+        except ApiError as error:
+            raise UsageError(f"{client.api_url} is not the Image Service (GET /health: HTTP {error.status})") from None
+    except UsageError as error:
+        print(f"upload.py: error: {error}", file=sys.stderr)
+        return 2
+
+    progress = Progress(sys.stderr)
+    indexes = [progress.add(path.name) for path in files]
+
+    def run(index: int) -> Outcome:
+        # One client per file: requests sessions are not meant to be shared across threads.
+        own = ImageServiceClient(client.api_url, client.token)
+        return upload_file(own, files[index], progress, index, args.timeout)
+
+    with ThreadPoolExecutor(max_workers=max(1, args.concurrency)) as pool:
+        outcomes = list(pool.map(run, indexes))
+
+    if args.json:
+        json.dump({"results": [o.as_json() for o in outcomes]}, sys.stdout, indent=2)
+        print()
+    else:
+        print_table(outcomes, sys.stdout)
+    return 0 if all(o.status == "completed" for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    try:
+        raise SystemExit(main())
+    except KeyboardInterrupt:
+        print("upload.py: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
