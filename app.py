@@ -9,6 +9,7 @@ from chalicelib.api import http
 from chalicelib.api.demo_page import demo_page
 from chalicelib.api.health import health_api
 from chalicelib.api.images import images_api
+from chalicelib.api.internal import internal_api
 from chalicelib.api.webhooks import webhooks_api
 from chalicelib.events.schedule import scheduled_events
 from chalicelib.events.uploads import upload_events
@@ -19,6 +20,7 @@ tracing.configure()
 http.install(app)
 app.register_blueprint(health_api)
 app.register_blueprint(images_api)
+app.register_blueprint(internal_api)
 app.register_blueprint(webhooks_api)
 app.register_blueprint(upload_events)
 app.register_blueprint(scheduled_events)

@@ -61,11 +61,14 @@ class LocalTokenVerifier:
 
 
 class JwksTokenVerifier:
-    def __init__(self, jwks_url: str, issuer: str, audience: str) -> None:
+    def __init__(
+        self, jwks_url: str, issuer: str, audience: str, service_clients: frozenset[str] = frozenset()
+    ) -> None:
         # PyJWKClient caches the key set and refetches on an unknown key id.
         self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=3600, timeout=5)
         self._issuer = issuer
         self._audience = audience
+        self._service_clients = service_clients
 
     def verify(self, token: str) -> Principal:
         try:
@@ -80,11 +83,18 @@ class JwksTokenVerifier:
             )
         except (jwt.InvalidTokenError, jwt.PyJWKClientError) as exc:
             raise Unauthenticated() from exc
-        audience = claims.get("aud") if claims.get("token_use") != "access" else claims.get("client_id")
-        audiences = audience if isinstance(audience, list) else [audience]
-        if self._audience not in audiences:
+        if not audience_accepted(claims, self._audience, self._service_clients):
             raise Unauthenticated()
         return principal_from_claims(claims)
+
+
+def audience_accepted(claims: dict[str, Any], audience: str, service_clients: frozenset[str]) -> bool:
+    """Cognito ID tokens name the app client in ``aud``; access tokens in ``client_id``,
+    which may also be a service's client (client-credentials, e.g. the dual-write)."""
+    if claims.get("token_use") == "access":
+        return claims.get("client_id") in service_clients | {audience}
+    audiences = claims.get("aud")
+    return audience in (audiences if isinstance(audiences, list) else [audiences])
 
 
 def mint_local_token(

@@ -11,12 +11,14 @@ from chalicelib.metrics import NO_METRICS, EmfMetrics, Metrics
 from chalicelib.repositories.cdn import CdnInvalidator
 from chalicelib.repositories.events import EventPublisher
 from chalicelib.repositories.images import ImageQueries, ImageRepository
+from chalicelib.repositories.imports import ImportRepository
 from chalicelib.repositories.secrets import read_secret
 from chalicelib.repositories.storage import ObjectStore
 from chalicelib.repositories.webhooks import SubscriptionGateway, WebhookRepository
 from chalicelib.services.announcer import EventAnnouncer
 from chalicelib.services.cursors import CursorCodec
 from chalicelib.services.images import ImageService
+from chalicelib.services.imports import ImportService
 from chalicelib.services.presenter import Presenter
 from chalicelib.services.processing import ProcessingService
 from chalicelib.services.sweeper import Sweeper
@@ -30,7 +32,8 @@ def token_verifier() -> TokenVerifier:
     settings = get_settings()
     if settings.auth_mode == "local":
         return LocalTokenVerifier(settings.local_jwt_secret, settings.jwt_issuer, settings.jwt_audience)
-    return JwksTokenVerifier(settings.jwks_url, settings.jwt_issuer, settings.jwt_audience)
+    service_clients = frozenset(c.strip() for c in settings.jwt_service_client_ids.split(",") if c.strip())
+    return JwksTokenVerifier(settings.jwks_url, settings.jwt_issuer, settings.jwt_audience, service_clients)
 
 
 @lru_cache(maxsize=1)
@@ -108,6 +111,11 @@ def webhook_service() -> WebhookService:
     )
 
 
+@lru_cache(maxsize=1)
+def import_service() -> ImportService:
+    return ImportService(ImportRepository(aws.dynamodb(), get_settings().table_name))
+
+
 def reset() -> None:
     """Forget settings, clients and services (tests change the environment)."""
     for getter in (
@@ -122,6 +130,7 @@ def reset() -> None:
         processing_service,
         sweeper,
         webhook_service,
+        import_service,
     ):
         getter.cache_clear()
     aws.reset_clients()

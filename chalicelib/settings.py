@@ -57,6 +57,9 @@ class Settings(BaseModel):
     jwt_issuer: str = "image-service-local"
     jwt_audience: str = "image-service"
     jwks_url: str = ""
+    # Cognito app clients whose client-credentials tokens are accepted (comma-separated),
+    # e.g. the legacy gallery's dual-write client.
+    jwt_service_client_ids: str = ""
 
     @model_validator(mode="after")
     def _auth_is_complete(self) -> Settings:

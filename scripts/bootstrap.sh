@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(build-essential libjpeg62-turbo-dev zlib1g-dev libwebp-dev liblcms2-dev libtiff-dev libfreetype-dev chromium)
+APT_PACKAGES=(build-essential libjpeg62-turbo-dev zlib1g-dev libwebp-dev liblcms2-dev libtiff-dev libfreetype-dev postgresql redis-server chromium)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

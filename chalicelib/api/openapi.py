@@ -10,6 +10,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from chalicelib.models.common import ALLOWED_CONTENT_TYPES, IMAGE_ID_PATTERN
+from chalicelib.models.imports import ImportImageRequest
 from chalicelib.models.requests import CreateImageRequest, CreateWebhookRequest, UpdateImageRequest
 from chalicelib.models.responses import (
     CreateImageResponse,
@@ -35,6 +36,7 @@ _MODELS: list[tuple[type[BaseModel], Mode]] = [
     (ErrorResponse, "serialization"),
     (ImageEvent, "serialization"),
     (CreateWebhookRequest, "validation"),
+    (ImportImageRequest, "validation"),
     (WebhookOut, "serialization"),
     (WebhookListOut, "serialization"),
 ]
@@ -44,7 +46,8 @@ _ERRORS = {
     401: "Missing or invalid bearer token (`unauthorized`).",
     403: "Another user's image (`forbidden`).",
     404: "Unknown image (`not_found`).",
-    409: "Stale version (`version_conflict`) or too many webhooks (`webhook_limit_reached`).",
+    409: "Stale version (`version_conflict`), too many webhooks (`webhook_limit_reached`) or an import "
+    "older than the stored record (`stale_update`).",
     413: "Declared size above the limit (`payload_too_large`).",
     415: "Request body not sent as application/json (`unsupported_media_type`).",
     422: "Idempotency-Key reused with another body (`idempotency_key_reused`).",
@@ -221,6 +224,19 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                             "schema": {"type": "string", "minLength": 1, "maxLength": 64},
                         }
                     ],
+                )
+            },
+            "/internal/images/{image_id}": {
+                "put": _operation(
+                    "importImage",
+                    "Upsert a legacy gallery image (service token with the images:import scope)",
+                    {
+                        201: _json(ImageOut, "Imported."),
+                        200: _json(ImageOut, "Replaced by a newer version, or unchanged."),
+                    },
+                    (400, 403, 409, 415, 503),
+                    body=ImportImageRequest,
+                    parameters=[_IMAGE_ID],
                 )
             },
             "/health": {"get": _operation("health", "Liveness", {200: _json(HealthOut, "Up.")}, (), public=True)},

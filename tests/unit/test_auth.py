@@ -130,3 +130,17 @@ def test_a_usable_subject_becomes_the_user_id(subject: str) -> None:
 
 def test_scopes_that_are_not_a_string_are_ignored() -> None:
     assert principal_from_claims({"sub": "alice", "scope": ["images:import"]}).scopes == frozenset()
+
+
+def test_cognito_access_tokens_are_accepted_for_the_app_client_and_listed_service_clients_only():
+    from chalicelib.auth import audience_accepted
+
+    services = frozenset({"gallery-dual-write"})
+    assert audience_accepted({"token_use": "access", "client_id": "app"}, "app", services)
+    assert audience_accepted({"token_use": "access", "client_id": "gallery-dual-write"}, "app", services)
+    assert not audience_accepted({"token_use": "access", "client_id": "someone-else"}, "app", services)
+    assert not audience_accepted({"token_use": "access", "aud": "app"}, "app", services)
+    assert audience_accepted({"token_use": "id", "aud": "app"}, "app", services)
+    assert audience_accepted({"aud": ["other", "app"]}, "app", services)
+    # A service client id is not a valid ID-token audience.
+    assert not audience_accepted({"token_use": "id", "aud": "gallery-dual-write"}, "app", services)

@@ -1,0 +1,245 @@
+"""Conditional upserts of imported (legacy) image records, plus the batch reads and writes
+the backfill and the verification use.
+
+The key layout is ``chalicelib.repositories.images``'s (``record_to_item``,
+``item_to_record``, ``image_pk``): this module never spells a key itself.
+
+Newer wins: an import replaces a stored record only when its ``updatedAt`` is later.
+``updatedAt`` values are RFC 3339 UTC strings of one fixed width, so they compare as text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from pydantic.alias_generators import to_camel
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+from chalicelib.errors import ConditionFailed, TransientFailure
+from chalicelib.models.domain import ImageRecord
+from chalicelib.repositories.dynamo import from_item, to_value, translated_errors
+from chalicelib.repositories.images import METADATA, image_pk, item_to_record, record_to_item
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+T = TypeVar("T")
+
+BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem limit
+BATCH_WRITE_LIMIT = 25  # DynamoDB's BatchWriteItem limit
+_MAX_RACES = 5  # a conditional upsert that keeps losing to concurrent writers gives up
+
+
+class UpsertOutcome(StrEnum):
+    CREATED = "created"  # no record before
+    UPDATED = "updated"  # an older record was replaced
+    UNCHANGED = "unchanged"  # the stored record has the same updatedAt: nothing written
+    STALE = "stale"  # the stored record is newer (or being deleted): nothing written
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    outcome: UpsertOutcome
+    record: ImageRecord  # the record the table holds now
+
+
+@dataclass(frozen=True)
+class StoredVersion:
+    """The parts of a stored record that decide whether an import may replace it."""
+
+    updated_at: str
+    version: int
+    deleted: bool
+
+
+class UnprocessedItems(TransientFailure):
+    """DynamoDB left part of a batch unprocessed (throttling); the rest is retried."""
+
+
+def default_retrying() -> Retrying:
+    """A few quick attempts: enough for an API request (botocore retries underneath too)."""
+    return Retrying(
+        retry=retry_if_exception_type(TransientFailure),
+        stop=stop_after_attempt(3),
+        wait=wait_random_exponential(multiplier=0.05, max=0.5),
+        reraise=True,
+    )
+
+
+def chunked[V](values: Sequence[V], size: int) -> Iterator[Sequence[V]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _key(image_id: str) -> dict[str, Any]:
+    return {"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)}
+
+
+class ImportRepository:
+    def __init__(self, client: DynamoDBClient, table_name: str, retrying: Retrying | None = None) -> None:
+        self._client = client
+        self._table = table_name
+        self._retrying = retrying or default_retrying()
+
+    def _retry(self, operation: Callable[[], T]) -> T:
+        return self._retrying.copy()(operation)
+
+    # -- one record ----------------------------------------------------------------------
+
+    def upsert(self, record: ImageRecord) -> UpsertResult:
+        """Create the record, or replace an older one; never replace a newer one.
+
+        Usually one conditional PutItem. When a record exists, a second PutItem replaces it
+        on condition that it is still the one just seen (same updatedAt and version), and
+        ``version`` goes up by one so PATCH clients holding the old version get a 409.
+        """
+        candidate = record.model_copy(update={"version": 1})
+        for _ in range(_MAX_RACES):
+            try:
+                self._put(candidate, "attribute_not_exists(PK)", {}, {})
+                return UpsertResult(UpsertOutcome.CREATED, candidate)
+            except ConditionFailed as exc:
+                current = self._current(record.id, exc.item)
+            if current is None:
+                continue  # deleted in between: try to create it again
+            if current.deleted_at is not None or current.updated_at > record.updated_at:
+                return UpsertResult(UpsertOutcome.STALE, current)
+            if current.updated_at == record.updated_at:
+                return UpsertResult(UpsertOutcome.UNCHANGED, current)
+            replacement = record.model_copy(update={"version": current.version + 1})
+            try:
+                self._put(
+                    replacement,
+                    "#updatedAt = :seenUpdatedAt AND #version = :seenVersion AND attribute_not_exists(deletedAt)",
+                    {"#updatedAt": "updatedAt", "#version": "version"},
+                    {":seenUpdatedAt": to_value(current.updated_at), ":seenVersion": to_value(current.version)},
+                )
+                return UpsertResult(UpsertOutcome.UPDATED, replacement)
+            except ConditionFailed:
+                continue  # another writer got in between: look again
+        raise TransientFailure("The image kept changing while it was imported. Retry.")
+
+    def _put(self, record: ImageRecord, condition: str, names: dict[str, str], values: dict[str, Any]) -> None:
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": record_to_item(record),
+            "ConditionExpression": condition,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        if names:
+            arguments["ExpressionAttributeNames"] = names
+        if values:
+            arguments["ExpressionAttributeValues"] = values
+
+        def put() -> None:
+            with translated_errors():
+                self._client.put_item(**arguments)
+
+        self._retry(put)
+
+    def _current(self, image_id: str, item: dict[str, Any] | None) -> ImageRecord | None:
+        if item:
+            return item_to_record(item)
+
+        def get() -> dict[str, Any] | None:
+            with translated_errors():
+                found = self._client.get_item(TableName=self._table, Key=_key(image_id), ConsistentRead=True)
+            return found.get("Item")
+
+        current = self._retry(get)
+        return item_to_record(current) if current else None
+
+    def delete_if_unchanged(self, image_id: str, updated_at: str) -> bool:
+        """Delete the record only while it is still the one written with ``updated_at``."""
+
+        def delete() -> None:
+            with translated_errors():
+                self._client.delete_item(
+                    TableName=self._table,
+                    Key=_key(image_id),
+                    ConditionExpression="#updatedAt = :written",
+                    ExpressionAttributeNames={"#updatedAt": "updatedAt"},
+                    ExpressionAttributeValues={":written": to_value(updated_at)},
+                )
+
+        try:
+            self._retry(delete)
+        except ConditionFailed:
+            return False
+        return True
+
+    # -- batches -------------------------------------------------------------------------
+
+    def stored_versions(self, image_ids: Iterable[str]) -> dict[str, StoredVersion]:
+        """``updatedAt``/``version`` of the stored records among ``image_ids`` (strongly consistent)."""
+        found: dict[str, StoredVersion] = {}
+        for item in self._batch_get(list(image_ids), "PK, updatedAt, version, deletedAt", {}):
+            values = from_item(item)
+            image_id = str(values["PK"]).removeprefix(image_pk(""))
+            found[image_id] = StoredVersion(
+                updated_at=str(values.get("updatedAt", "")),
+                version=int(values.get("version", 1)),
+                deleted="deletedAt" in values,
+            )
+        return found
+
+    def get_many(self, image_ids: Iterable[str], fields: Sequence[str] = ()) -> dict[str, ImageRecord]:
+        """The stored records among ``image_ids`` (strongly consistent BatchGetItem).
+
+        ``fields`` (ImageRecord field names) limits what is read; it must include the
+        record's required fields.
+        """
+        projection = None
+        names: dict[str, str] = {}
+        if fields:
+            names = {f"#p{index}": to_camel(name) for index, name in enumerate(dict.fromkeys(["id", *fields]))}
+            projection = ", ".join(names)
+        items = self._batch_get(list(image_ids), projection, names)
+        records = (item_to_record(item) for item in items)
+        return {record.id: record for record in records}
+
+    def _batch_get(
+        self, image_ids: Sequence[str], projection: str | None, names: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        for chunk in chunked(list(dict.fromkeys(image_ids)), BATCH_GET_LIMIT):
+            request: dict[str, Any] = {"Keys": [_key(image_id) for image_id in chunk], "ConsistentRead": True}
+            if projection:
+                request["ProjectionExpression"] = projection
+            if names:
+                request["ExpressionAttributeNames"] = names
+            pending: dict[str, Any] = {self._table: request}
+
+            def get_batch() -> None:
+                nonlocal pending
+                with translated_errors():
+                    response = self._client.batch_get_item(RequestItems=pending)
+                items.extend(response.get("Responses", {}).get(self._table, []))
+                pending = dict(response.get("UnprocessedKeys") or {})
+                if pending.get(self._table, {}).get("Keys"):
+                    raise UnprocessedItems("BatchGetItem left keys unprocessed")
+
+            self._retry(get_batch)
+        return items
+
+    def put_many(self, records: Sequence[ImageRecord]) -> None:
+        """Unconditional BatchWriteItem puts, 25 at a time, unprocessed items retried.
+
+        No conditions are possible here: callers decide beforehand that each record may
+        be written (see ``scripts/migration/backfill.py``).
+        """
+        for chunk in chunked(records, BATCH_WRITE_LIMIT):
+            pending: list[dict[str, Any]] = [{"PutRequest": {"Item": record_to_item(record)}} for record in chunk]
+
+            def write_batch() -> None:
+                nonlocal pending
+                with translated_errors():
+                    response = self._client.batch_write_item(RequestItems={self._table: pending})  # type: ignore[dict-item]
+                pending = cast(list[dict[str, Any]], response.get("UnprocessedItems", {}).get(self._table, []))
+                if pending:
+                    raise UnprocessedItems(f"BatchWriteItem left {len(pending)} item(s) unprocessed")
+
+            self._retry(write_batch)

@@ -1,0 +1,93 @@
+"""Use case: import a legacy gallery image (``PUT /internal/images/{id}``).
+
+Both the dual-write from the legacy API and the backfill build records with
+``build_record``: one mapping from a legacy row to an image record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from chalicelib import logs
+from chalicelib.auth import Principal
+from chalicelib.errors import DomainError, FieldProblem, Forbidden, ValidationFailed
+from chalicelib.models.common import ImageStatus, format_time, is_image_id
+from chalicelib.models.domain import ImageRecord
+from chalicelib.models.imports import ImportImageRequest
+from chalicelib.repositories.imports import ImportRepository, UpsertOutcome, UpsertResult
+
+IMPORT_SCOPE = "images:import"
+
+
+class StaleUpdate(DomainError):
+    status_code = 409
+    code = "stale_update"
+    default_message = "A newer version of this image is already stored; the import changed nothing."
+
+
+def grants_import(scopes: Iterable[str]) -> bool:
+    """``images:import``, also as Cognito spells a resource server's scope
+    (``image-service/images:import``, or with a URL as the resource server id)."""
+    return any(scope == IMPORT_SCOPE or scope.endswith(f"/{IMPORT_SCOPE}") for scope in scopes)
+
+
+def require_import_scope(principal: Principal) -> None:
+    if not grants_import(principal.scopes):
+        raise Forbidden(f"This endpoint needs a service token with the {IMPORT_SCOPE!r} scope.")
+
+
+def build_record(image_id: str, request: ImportImageRequest) -> ImageRecord:
+    """The ``completed`` record of a legacy image whose objects are already in S3.
+
+    The legacy object keys are kept: ``imageUrl``/``thumbnailUrl`` point at them (a row
+    without a thumbnail shows the image itself as its thumbnail). No event is published
+    for an imported image.
+    """
+    created = format_time(request.created_at)
+    return ImageRecord(
+        id=image_id,
+        user_id=request.user_id,
+        status=ImageStatus.COMPLETED,
+        original_filename=request.original_filename,
+        content_type=request.content_type,
+        file_size=request.file_size,
+        title=request.title,
+        description=request.description,
+        tags=list(request.tags),
+        album_id=request.album_id,
+        created_at=created,
+        updated_at=format_time(request.updated_at),
+        uploaded_at=created,
+        width=request.width,
+        height=request.height,
+        legacy_image_key=request.image_key,
+        legacy_thumbnail_key=request.thumbnail_key,
+        # Nothing to announce: the image did not reach ``completed`` in this service, so
+        # the outbox sweep must not publish an image.completed event for it.
+        event_published=True,
+    )
+
+
+class ImportService:
+    def __init__(self, repository: ImportRepository) -> None:
+        self._repository = repository
+
+    def import_image(self, image_id: str, request: ImportImageRequest) -> UpsertResult:
+        """Upsert; 409 ``stale_update`` when the stored record is newer.
+
+        The same ``updatedAt`` again (a retried dual-write, a re-run backfill) is a no-op
+        that answers 200 with the stored record.
+        """
+        if not is_image_id(image_id):
+            raise ValidationFailed(
+                "The image id must be a legacy UUID (lower case) or a ULID.",
+                [FieldProblem(field="id", message="must be a UUID or a ULID")],
+            )
+        result = self._repository.upsert(build_record(image_id, request))
+        logs.info("image import", imageId=image_id, outcome=result.outcome.value, updatedAt=result.record.updated_at)
+        if result.outcome is UpsertOutcome.STALE:
+            raise StaleUpdate(
+                f"The stored image was updated at {result.record.updated_at}, after this import's "
+                f"{format_time(request.updated_at)}; nothing was changed."
+            )
+        return result

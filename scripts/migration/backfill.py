@@ -1,0 +1,508 @@
+"""The backfill engine behind ``scripts/migrate_gallery.py``.
+
+Rows stream from PostgreSQL in (created_at, id) order through a server-side cursor, in
+batches. Each batch is mapped, written, and only then is the checkpoint moved to the
+batch's last row. A crash loses at most the batch in flight, which ``--resume`` writes
+again; writing a row twice stores the same item (same key, same updatedAt), so nothing
+is lost or duplicated.
+
+Newer wins, and two write modes keep that promise differently (docs/migration.md):
+
+``conditional`` (default)
+    One conditional PutItem per row (``ImportRepository.upsert``) in a bounded thread
+    pool: a write can never replace a newer record, by construction.
+
+``batch``
+    BatchWriteItem has no conditions, so the batch is guarded: (1) BatchGetItem reads the
+    stored ``updatedAt`` of every row, and rows whose stored record is as new or newer are
+    skipped; (2) the rest are written with BatchWriteItem, UnprocessedItems retried;
+    (3) PostgreSQL is asked again (a fresh read, not the cursor's snapshot) for the written
+    rows' ``updated_at``: a row changed since the snapshot may have been dual-written
+    between (1) and (2) and overwritten by the older copy, so it is rewritten from its
+    fresh row with the conditional upsert, and a row deleted meanwhile is removed again.
+    A newer record can be replaced for the milliseconds between (2) and (3), never for
+    longer: the repair runs before the checkpoint moves, so even a crash there is
+    repaired by ``--resume``. The dual-write must run after the legacy transaction
+    commits (it does: the legacy API calls it after its PostgreSQL write).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+import resource
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from botocore.exceptions import ClientError
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tqdm import tqdm
+
+from chalicelib.errors import TransientFailure
+from chalicelib.models.common import format_time
+from chalicelib.models.domain import ImageRecord
+from chalicelib.repositories.imports import (
+    BATCH_GET_LIMIT,
+    BATCH_WRITE_LIMIT,
+    ImportRepository,
+    StoredVersion,
+    UpsertOutcome,
+    chunked,
+)
+from scripts.migration import checkpoint as checkpoints
+from scripts.migration.checkpoint import Checkpoint
+from scripts.migration.errors import MigrationError
+from scripts.migration.legacy import TABLE, LegacyRow, LegacySource, Position, RowRejected, row_to_record
+from scripts.migration.stage import StageTable
+
+MAX_LISTED_FAILURES = 20
+
+
+class WriteMode(StrEnum):
+    CONDITIONAL = "conditional"
+    BATCH = "batch"
+
+
+def backfill_retrying() -> Retrying:
+    """Throttling, 5xx and UnprocessedItems: exponential backoff with full jitter, bounded."""
+    return Retrying(
+        retry=retry_if_exception_type(TransientFailure),
+        stop=stop_after_attempt(10),
+        wait=wait_random_exponential(multiplier=0.1, max=20),
+        reraise=True,
+    )
+
+
+@dataclass
+class Counts:
+    read: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    skipped_older: int = 0
+    failed: int = 0
+    repaired: int = 0
+    removed: int = 0
+
+    @property
+    def written(self) -> int:
+        return self.created + self.updated
+
+    def add(self, other: Counts) -> None:
+        for name in self.__dataclass_fields__:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def as_dict(self) -> dict[str, int]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, int]) -> Counts:
+        return cls(**{k: int(v) for k, v in values.items() if k in cls.__dataclass_fields__})
+
+    def count(self, outcome: UpsertOutcome) -> None:
+        if outcome is UpsertOutcome.CREATED:
+            self.created += 1
+        elif outcome is UpsertOutcome.UPDATED:
+            self.updated += 1
+        elif outcome is UpsertOutcome.UNCHANGED:
+            self.unchanged += 1
+        else:
+            self.skipped_older += 1
+
+
+@dataclass(frozen=True)
+class Failure:
+    image_id: str
+    reason: str
+
+
+@dataclass
+class BatchResult:
+    counts: Counts = field(default_factory=Counts)
+    failures: list[Failure] = field(default_factory=list)
+
+    def fail(self, image_id: str, reason: str) -> None:
+        self.counts.failed += 1
+        self.failures.append(Failure(image_id, reason))
+
+
+def _permanent(exc: ClientError) -> str:
+    error = exc.response.get("Error", {})
+    return f"DynamoDB refused the item: {error.get('Code', '?')}: {error.get('Message', '')}".strip()
+
+
+def partition(
+    repository: ImportRepository, pool: ThreadPoolExecutor, records: Sequence[ImageRecord]
+) -> tuple[list[ImageRecord], BatchResult]:
+    """Read the stored versions (BatchGetItem) and keep the records that are newer.
+
+    Records already stored with the same ``updatedAt`` count as unchanged, records whose
+    stored copy is newer (or being deleted) as skipped; the rest come back with the
+    ``version`` they will have when written.
+    """
+    result = BatchResult()
+    stored: dict[str, StoredVersion] = {}
+    for part in pool.map(repository.stored_versions, [[r.id for r in c] for c in chunked(records, BATCH_GET_LIMIT)]):
+        stored.update(part)
+    to_write: list[ImageRecord] = []
+    for record in records:
+        current = stored.get(record.id)
+        if current is None:
+            to_write.append(record.model_copy(update={"version": 1}))
+        elif current.deleted or current.updated_at > record.updated_at:
+            result.counts.skipped_older += 1
+        elif current.updated_at == record.updated_at:
+            result.counts.unchanged += 1
+        else:
+            to_write.append(record.model_copy(update={"version": current.version + 1}))
+    return to_write, result
+
+
+class ConditionalWriter:
+    """Rows already current are skipped after one BatchGetItem; each other row is one
+    conditional upsert, ``workers`` at a time."""
+
+    def __init__(self, repository: ImportRepository, pool: ThreadPoolExecutor) -> None:
+        self._repository = repository
+        self._pool = pool
+
+    def write(self, records: Sequence[ImageRecord]) -> BatchResult:
+        to_write, result = partition(self._repository, self._pool, records)
+        result.counts.add(self.upsert_each(to_write).counts)
+        return result
+
+    def upsert_each(self, records: Sequence[ImageRecord]) -> BatchResult:
+        result = BatchResult()
+        for record, outcome in zip(records, self._pool.map(self._upsert, records), strict=True):
+            if isinstance(outcome, UpsertOutcome):
+                result.counts.count(outcome)
+            else:
+                result.fail(record.id, outcome)
+        return result
+
+    def _upsert(self, record: ImageRecord) -> UpsertOutcome | str:
+        try:
+            return self._repository.upsert(record).outcome
+        except ClientError as exc:  # not transient (those are TransientFailure): this item is bad
+            return _permanent(exc)
+
+
+class GuardedBatchWriter:
+    """BatchGetItem, BatchWriteItem, then a fresh PostgreSQL re-check (module docstring)."""
+
+    def __init__(
+        self,
+        repository: ImportRepository,
+        source: LegacySource,
+        pool: ThreadPoolExecutor,
+        before_write: Callable[[Sequence[ImageRecord]], None] | None = None,
+    ) -> None:
+        self._repository = repository
+        self._source = source
+        self._pool = pool
+        self._before_write = before_write
+        self._conditional = ConditionalWriter(repository, pool)
+
+    def write(self, records: Sequence[ImageRecord]) -> BatchResult:
+        to_write, result = partition(self._repository, self._pool, records)
+        if self._before_write is not None:
+            self._before_write(to_write)
+        chunks = list(chunked(to_write, BATCH_WRITE_LIMIT))
+        rejected: list[ImageRecord] = []
+        for chunk, refused in zip(chunks, self._pool.map(self._put, chunks), strict=True):
+            if refused:
+                rejected.extend(chunk)
+            else:
+                for record in chunk:
+                    result.counts.count(UpsertOutcome.CREATED if record.version == 1 else UpsertOutcome.UPDATED)
+        if rejected:  # DynamoDB refused a chunk: write its rows one by one to find the bad one
+            retried = self._conditional.upsert_each(rejected)
+            result.counts.add(retried.counts)
+            result.failures.extend(retried.failures)
+        rejected_ids = {r.id for r in rejected}
+        self._recheck([r for r in to_write if r.id not in rejected_ids], result)
+        return result
+
+    def _put(self, chunk: Sequence[ImageRecord]) -> bool:
+        """False when written; True when DynamoDB refused the chunk (not transiently)."""
+        try:
+            self._repository.put_many(chunk)
+        except ClientError:
+            return True
+        return False
+
+    def _recheck(self, written: Sequence[ImageRecord], result: BatchResult) -> None:
+        if not written:
+            return
+        latest = self._source.updated_at_of([r.id for r in written])
+        changed = [r.id for r in written if r.id in latest and format_time(latest[r.id]) != r.updated_at]
+        for record in written:
+            if record.id not in latest and self._repository.delete_if_unchanged(record.id, record.updated_at):
+                result.counts.removed += 1
+        for row in self._source.rows_by_id(changed):
+            try:
+                outcome = self._repository.upsert(row_to_record(row)).outcome
+            except RowRejected as exc:
+                result.fail(exc.image_id, exc.reason)
+                continue
+            if outcome in (UpsertOutcome.UPDATED, UpsertOutcome.CREATED):
+                result.counts.repaired += 1
+
+
+@dataclass(frozen=True)
+class BackfillOptions:
+    stage: str
+    checkpoint_path: Path
+    batch_size: int = 500
+    workers: int = 16
+    write_mode: WriteMode = WriteMode.CONDITIONAL
+    dry_run: bool = False
+    resume: bool = False
+    restart: bool = False
+    progress: bool = True
+
+    @property
+    def failures_path(self) -> Path:
+        return self.checkpoint_path.with_name(self.checkpoint_path.name + ".failures.jsonl")
+
+
+@dataclass
+class Summary:
+    counts: Counts
+    elapsed: float
+    peak_rss_mib: float
+    failures: list[Failure]
+    dry_run: bool
+    started_after: Position | None
+    interrupted: str | None = None
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.counts.read / self.elapsed if self.elapsed > 0 else 0.0
+
+    def lines(self) -> list[str]:
+        c = self.counts
+        written = f"{c.written} (created {c.created}, updated {c.updated})"
+        lines = [
+            "backfill summary" + (" (dry run: nothing written)" if self.dry_run else ""),
+            f"  rows read            {c.read}",
+            f"  written              {'0 (would write ' + str(c.read - c.failed) + ')' if self.dry_run else written}",
+            f"  skipped, older       {c.skipped_older}",
+            f"  unchanged            {c.unchanged}",
+            f"  repaired             {c.repaired}",
+            f"  removed (deleted)    {c.removed}",
+            f"  failed               {c.failed}",
+            f"  elapsed              {self.elapsed:.1f} s",
+            f"  rate                 {self.rows_per_second:.0f} rows/s",
+            f"  peak memory (RSS)    {self.peak_rss_mib:.1f} MiB",
+        ]
+        if self.started_after is not None:
+            lines.insert(
+                1, f"  resumed after        {self.started_after.created_at.isoformat()} {self.started_after.id}"
+            )
+        lines += [f"  failed row {f.image_id}: {f.reason}" for f in self.failures[:MAX_LISTED_FAILURES]]
+        if len(self.failures) > MAX_LISTED_FAILURES:
+            lines.append(f"  ... {len(self.failures) - MAX_LISTED_FAILURES} more failed rows")
+        if self.interrupted:
+            lines.append(f"  stopped early: {self.interrupted}")
+        return lines
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            **self.counts.as_dict(),
+            "written": self.counts.written,
+            "elapsedSeconds": round(self.elapsed, 3),
+            "rowsPerSecond": round(self.rows_per_second, 1),
+            "peakRssMiB": round(self.peak_rss_mib, 1),
+            "dryRun": self.dry_run,
+            "failures": [{"id": f.image_id, "reason": f.reason} for f in self.failures],
+            "interrupted": self.interrupted,
+        }
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A batch read and mapped, waiting to be written."""
+
+    rows: list[LegacyRow]
+    records: list[ImageRecord]
+    rejected: list[Failure]
+
+
+def _prepare(rows: list[LegacyRow]) -> _Prepared:
+    records: list[ImageRecord] = []
+    rejected: list[Failure] = []
+    for row in rows:
+        try:
+            records.append(row_to_record(row))
+        except RowRejected as exc:
+            rejected.append(Failure(exc.image_id, exc.reason))
+    return _Prepared(rows=rows, records=records, rejected=rejected)
+
+
+_READ_AHEAD = 2  # batches read and mapped ahead of the one being written
+
+
+def peak_rss_mib() -> float:
+    """This process's peak resident set size (ru_maxrss is in KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Backfill:
+    def __init__(
+        self,
+        source: LegacySource,
+        table: StageTable | None,
+        options: BackfillOptions,
+        before_write: Callable[[Sequence[ImageRecord]], None] | None = None,
+    ) -> None:
+        if table is None and not options.dry_run:
+            raise ValueError("a backfill that writes needs the stage's table")
+        self._source = source
+        self._table = table
+        self._options = options
+        self._before_write = before_write
+
+    def _start(self) -> Checkpoint:
+        options = self._options
+        table_name = self._table.table_name if self._table else "(dry run)"
+        saved = checkpoints.load(options.checkpoint_path)
+        if saved is not None and not options.dry_run and not (options.resume or options.restart):
+            where = f"{saved.position.created_at.isoformat()} {saved.position.id}" if saved.position else "the start"
+            raise MigrationError(
+                f"checkpoint {options.checkpoint_path} exists ({saved.rows_committed} rows committed, up to {where}); "
+                "pass --resume to continue from it or --restart to start over"
+            )
+        if saved is None or options.restart or not options.resume:
+            return Checkpoint(stage=options.stage, table=table_name)
+        if self._table is not None and (saved.stage, saved.table) != (options.stage, table_name):
+            raise MigrationError(
+                f"checkpoint {options.checkpoint_path} belongs to stage {saved.stage!r} table {saved.table!r}, "
+                f"not {options.stage!r} {table_name!r}"
+            )
+        return saved
+
+    def run(self) -> Summary:
+        options = self._options
+        state = self._start()
+        started_after = state.position
+        counts = Counts()
+        failures: list[Failure] = []
+        began = time.monotonic()
+        interrupted: str | None = None
+        remaining = self._source.count_after(state.position)
+        progress = tqdm(
+            total=remaining,
+            unit="rows",
+            unit_scale=True,
+            smoothing=0.05,
+            mininterval=0.5,
+            disable=not options.progress,
+            file=sys.stderr,
+            desc="dry run" if options.dry_run else f"backfill {options.stage}",
+        )
+        pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="backfill")
+        writer = self._writer(pool)
+        # The next batches are read and mapped while this one is written; the queue is
+        # bounded, so memory stays flat whatever the table size.
+        batches: queue.Queue[_Prepared | BaseException | None] = queue.Queue(maxsize=_READ_AHEAD)
+        stop = threading.Event()
+        reader = threading.Thread(
+            target=self._read, args=(state.position, batches, stop), name="backfill-reader", daemon=True
+        )
+        reader.start()
+        try:
+            while (batch := batches.get()) is not None:
+                if isinstance(batch, BaseException):
+                    raise batch
+                result = self._write(batch, writer)
+                counts.add(result.counts)
+                failures.extend(result.failures)
+                last = batch.rows[-1]
+                state.position = Position(created_at=last.created_at, id=last.id)
+                state.rows_committed += len(batch.rows)
+                merged = Counts.from_dict(state.counts)
+                merged.add(result.counts)
+                state.counts = merged.as_dict()
+                if not options.dry_run:
+                    self._record_failures(result.failures)
+                    checkpoints.save(options.checkpoint_path, state)
+                progress.update(len(batch.rows))
+        except TransientFailure as exc:
+            interrupted = (
+                f"DynamoDB kept failing ({exc.message}); {state.rows_committed} rows are committed, "
+                "run again with --resume"
+            )
+        except KeyboardInterrupt:
+            interrupted = f"interrupted; {state.rows_committed} rows are committed, run again with --resume"
+        except psycopg.Error as exc:
+            raise MigrationError(f"reading {TABLE} failed: {str(exc).strip().splitlines()[0]}") from exc
+        finally:
+            stop.set()
+            progress.close()
+            pool.shutdown(wait=True, cancel_futures=True)
+        return Summary(
+            counts=counts,
+            elapsed=time.monotonic() - began,
+            peak_rss_mib=peak_rss_mib(),
+            failures=failures,
+            dry_run=options.dry_run,
+            started_after=started_after,
+            interrupted=interrupted,
+        )
+
+    def _read(
+        self,
+        position: Position | None,
+        batches: queue.Queue[_Prepared | BaseException | None],
+        stop: threading.Event,
+    ) -> None:
+        """The reader thread: stream, map, and hand over batches in order."""
+        try:
+            for rows in self._source.stream_after(position, self._options.batch_size):
+                prepared = _prepare(rows)
+                while not stop.is_set():
+                    try:
+                        batches.put(prepared, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            batches.put(None)
+        except BaseException as exc:  # handed to the main thread, which raises it
+            batches.put(exc)
+
+    def _writer(self, pool: ThreadPoolExecutor) -> ConditionalWriter | GuardedBatchWriter | None:
+        if self._options.dry_run or self._table is None:
+            return None
+        repository = ImportRepository(self._table.client, self._table.table_name, backfill_retrying())
+        if self._options.write_mode is WriteMode.BATCH:
+            return GuardedBatchWriter(repository, self._source, pool, self._before_write)
+        return ConditionalWriter(repository, pool)
+
+    def _write(self, batch: _Prepared, writer: ConditionalWriter | GuardedBatchWriter | None) -> BatchResult:
+        result = BatchResult()
+        result.counts.read = len(batch.rows)
+        for failure in batch.rejected:
+            result.fail(failure.image_id, failure.reason)
+        if writer is not None and batch.records:
+            written = writer.write(batch.records)
+            result.counts.add(written.counts)
+            result.failures.extend(written.failures)
+        return result
+
+    def _record_failures(self, failures: Sequence[Failure]) -> None:
+        if not failures:
+            return
+        with self._options.failures_path.open("a") as handle:
+            for failure in failures:
+                handle.write(json.dumps({"id": failure.image_id, "reason": failure.reason}) + "\n")

@@ -1,0 +1,141 @@
+"""Fixtures of the migration tests: a throwaway PostgreSQL, the local stack as a
+subprocess, a real Redis server, and helpers to run the migration commands."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from scripts.migration.sandbox import LocalStackProcess, TemporaryPostgres, find_initdb, free_port, seed_gallery
+from tests.conftest import PROJECT_ROOT
+from tests.functional.conftest import api, aws_stack  # noqa: F401 - fixtures of the import endpoint tests
+
+SCHEMA = PROJECT_ROOT.parent / "shared" / "legacy_schema.sql"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[TemporaryPostgres]:
+    """One PostgreSQL server for the session (initdb into a temporary directory)."""
+    if find_initdb() is None:
+        pytest.skip("initdb not found: install Debian's postgresql package (scripts/bootstrap.sh does)")
+    server = TemporaryPostgres().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class Gallery:
+    """A fresh database holding the legacy ``gallery_images`` table."""
+
+    dsn: str
+
+    def seed(self, count: int, start: int = 0) -> None:
+        seed_gallery(self.dsn, count, start=start)
+
+    def execute(self, query: str, params: Any = None) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.dsn, autocommit=True) as connection, connection.cursor() as cursor:
+            cursor.execute(query, params)
+            return cursor.fetchall() if cursor.description else []
+
+    def ids(self) -> list[str]:
+        return [str(row[0]) for row in self.execute("SELECT id FROM gallery_images ORDER BY created_at, id")]
+
+
+@pytest.fixture
+def gallery(postgres: TemporaryPostgres) -> Gallery:
+    return Gallery(postgres.create_database(f"gallery_{uuid.uuid4().hex[:12]}", SCHEMA))
+
+
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProcess]:
+    """``scripts/local_stack.py`` on free ports, for the commands that talk to DynamoDB."""
+    stack = LocalStackProcess(tmp_path_factory.mktemp("local-stack") / "stack.log").start()
+    try:
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture
+def stack_env(local_stack: LocalStackProcess) -> Iterator[dict[str, str]]:
+    """The environment of a migration command aimed at the local stack, also applied to
+    this process (and restored after: opening a stage table sets stage variables)."""
+    saved = dict(os.environ)
+    os.environ.pop("TABLE_NAME", None)
+    os.environ.update(local_stack.environment())
+    try:
+        yield dict(os.environ)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def run_command(script: str, *args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """``python scripts/<script> args...`` as an operator runs it."""
+    return subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / script), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[Any]:
+    """A real redis-server on a free port, its files in a temporary directory."""
+    import redis
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server not found: apt-get install redis-server (scripts/bootstrap.sh does)")
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(tmp_path),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    client = redis.Redis(host="127.0.0.1", port=port)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise
+            time.sleep(0.05)
+    try:
+        yield client
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(timeout=10)

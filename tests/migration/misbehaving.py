@@ -1,0 +1,58 @@
+"""A tiny HTTP server on 127.0.0.1 that answers badly on purpose (no mocks of our code)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class MisbehavingServer:
+    """``mode``: "slow" (answers after ``delay`` s), "error" (503), "bad_request" (400),
+    "not_found" (404), or "ok" (200 with ``body``). ``requests`` counts what arrived."""
+
+    def __init__(self, mode: str, delay: float = 1.0, body: Any = None) -> None:
+        self.mode = mode
+        self.requests: list[tuple[str, str]] = []
+        owner = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self._answer()
+
+            def do_PUT(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                self._answer()
+
+            def _answer(self) -> None:
+                owner.requests.append((self.command, self.path))
+                if owner.mode == "slow":
+                    time.sleep(delay)
+                status = {"error": 503, "bad_request": 400, "not_found": 404}.get(owner.mode, 200)
+                payload = json.dumps(body if status == 200 else {"error": {"code": owner.mode}}).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up (timeout): that was the point
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> MisbehavingServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
