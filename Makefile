@@ -3,13 +3,16 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help setup demo test test-fast up lint typecheck ci clean
+.PHONY: help setup demo test test-fast up lint typecheck ci clean package
+
+STAGE ?= prod
 
 help:
 	@echo "make demo   start the local stack, upload the corpus photos, show the results"
 	@echo "make test   the whole suite: unit, functional (moto), end-to-end (local stack)"
 	@echo "make up     run the local stack in the foreground (Ctrl-C stops it)"
 	@echo "make lint   ruff and mypy"
+	@echo "make package  build and check the Lambda package (STAGE=prod) into build/lambda/package"
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -31,7 +34,10 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+package: setup
+	$(PY) scripts/package_lambda.py --stage $(STAGE)
+
 ci: lint test
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output build/lambda

@@ -447,9 +447,7 @@ class ImageQueries:
                 response = self._client.update_item(
                     TableName=self._table,
                     Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
-                    UpdateExpression=(
-                        "SET deletedAt = if_not_exists(deletedAt, :now) REMOVE GSI1PK, GSI1SK, GSI2PK, GSI2SK"
-                    ),
+                    UpdateExpression=_TOMBSTONE,
                     ConditionExpression="attribute_exists(PK) AND userId = :me",
                     ExpressionAttributeValues={":now": to_value(now), ":me": to_value(user_id)},
                     ReturnValues="ALL_NEW",

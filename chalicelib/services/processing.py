@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
@@ -200,6 +200,9 @@ class ProcessingService:
                 self._writers.submit(self._store.write_image, record.rendition_key, result.rendition.data),
                 self._writers.submit(self._store.write_image, record.thumbnail_key, result.thumbnail.data),
             ]
+            # Wait for both before raising: a write still running after a failed delivery
+            # could land after the image was deleted, and leave an object nobody knows.
+            wait(writes)
             for write in writes:
                 write.result()  # re-raises a failed write; the message is retried
         self._store.mark_processed(key)

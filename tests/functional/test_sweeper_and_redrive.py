@@ -118,3 +118,17 @@ def test_redrive_moves_dead_letters_back_without_losing_one(aws_stack):
     assert sorted(back.values()) == sorted(bodies)
     left = aws_stack.sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["ApproximateNumberOfMessages"])
     assert left["Attributes"]["ApproximateNumberOfMessages"] == "0"
+
+
+def test_a_delete_that_stopped_after_the_tombstone_leaves_nothing_for_the_sweep(uploader, aws_stack):
+    from chalicelib.repositories.images import ImageQueries
+
+    created = uploader.create("dora")
+    queries = ImageQueries(aws.dynamodb(), get_settings().table_name)
+    queries.begin_delete(created["id"], "dora", "2026-11-22T00:00:00.000Z")  # the crash comes right after
+
+    report = _sweeper(minutes_later=120).run()
+
+    assert (report.expired, report.announced, report.not_yet) == (0, 0, 0)
+    record = dependencies.image_repository().get(created["id"])
+    assert record is not None and record.deleted_at is not None

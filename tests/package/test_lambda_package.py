@@ -1,0 +1,164 @@
+"""The deployment package imports cleanly with nothing but the zip on the path.
+
+Builds the package with ``scripts/package_lambda.py`` (the Pillow-SIMD wheel is cached in
+``build/lambda/wheels``; the first run compiles it), unpacks ``deployment.zip`` and, in a
+fresh Python 3.12 started with ``-I -S`` (no site-packages, no user site, no PYTHON*
+variables), imports every handler named in the template and runs
+``processors.process_image`` on a JPEG generated there with the bundled Pillow.
+
+Select with ``pytest -m package``; leave out with ``-m 'not package'``.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from scripts import package_lambda
+from scripts.stage_config import stage_environment
+
+pytestmark = pytest.mark.package
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+STAGE = "prod"
+# The interpreter the venv was made from: the same CPython 3.12 Lambda's python3.12 runs,
+# without the venv's site-packages.
+CLEAN_PYTHON = Path(sys.base_prefix) / "bin" / "python3.12"
+
+CLEAN_IMPORT = r"""
+import importlib, io, json, sys
+root, handlers = sys.argv[1], json.loads(sys.argv[2])
+sys.path.insert(0, root)
+for handler in handlers:
+    module, attribute = handler.rsplit(".", 1)
+    target = getattr(importlib.import_module(module), attribute)
+    assert callable(target), handler
+from app import app
+for name, target in app.handler_map.items():
+    assert callable(target), name
+from PIL import Image, ImageCms, features
+import PIL, processors
+assert PIL.__file__.startswith(root), PIL.__file__
+assert processors.__file__.startswith(root), processors.__file__
+for feature in ("jpg", "webp", "littlecms2", "zlib"):
+    assert features.check(feature), feature
+image = Image.linear_gradient("L").resize((640, 480)).convert("RGB")
+icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+buffer = io.BytesIO()
+image.save(buffer, "JPEG", quality=90, icc_profile=icc)
+result = processors.process_image(buffer.getvalue())
+assert result.source_format == "JPEG", result.source_format
+assert (result.source_width, result.source_height) == (640, 480)
+assert result.rendition.data[:4] == b"RIFF" and result.rendition.data[8:12] == b"WEBP"
+assert (result.thumbnail.width, result.thumbnail.height) == (400, 400)
+import sysconfig
+stdlib = (sysconfig.get_paths()["stdlib"], sysconfig.get_paths()["platstdlib"])
+outside = sorted(
+    m.__name__ for m in list(sys.modules.values())
+    if (f := getattr(m, "__file__", None)) and not f.startswith(root) and (not f.startswith(stdlib) or "-packages" in f)
+)
+assert not outside, outside
+# The image libraries in this process are the bundled ones, not the build machine's.
+mapped = {line.split()[-1] for line in open("/proc/self/maps") if ".so" in line}
+image_libraries = sorted(p for p in mapped if any(n in p for n in ("libjpeg", "libwebp", "liblcms2")))
+assert len(image_libraries) == 5, image_libraries  # libjpeg, liblcms2, libwebp, libwebpmux, libwebpdemux
+assert all(p.startswith(root + "/pillow_simd.libs/") for p in image_libraries), image_libraries
+print(json.dumps({
+    "handlers": sorted(handler for handler in handlers),
+    "handler_map": sorted(app.handler_map),
+    "pillow": PIL.__version__,
+    "libraries": {name: features.version(name) for name in ("jpg", "libjpeg_turbo", "webp", "littlecms2", "zlib")},
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    problems = package_lambda.missing_prerequisites()
+    if not CLEAN_PYTHON.exists():
+        problems.append(f"no clean Python 3.12 at {CLEAN_PYTHON}")
+    if problems:
+        pytest.skip("Lambda package prerequisites missing: " + "; ".join(problems))
+    out = tmp_path_factory.mktemp("lambda") / "out"
+    result = subprocess.run(
+        [sys.executable, str(PROJECT_ROOT / "scripts" / "package_lambda.py"), "--stage", STAGE, "--out", str(out)],
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out
+
+
+@pytest.fixture(scope="module")
+def unpacked(package_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("task")
+    with zipfile.ZipFile(package_dir / "deployment.zip") as archive:
+        archive.extractall(root)
+    return root
+
+
+def template_handlers(package_dir: Path) -> list[str]:
+    template = json.loads((package_dir / "sam.json").read_text())
+    return sorted(
+        resource["Properties"]["Handler"]
+        for resource in template["Resources"].values()
+        if resource["Type"] == "AWS::Serverless::Function"
+    )
+
+
+def test_the_template_names_the_api_the_processor_and_the_sweeper(package_dir: Path) -> None:
+    assert template_handlers(package_dir) == [
+        "app.app",
+        "chalicelib.events.schedule.sweep_uploads",
+        "chalicelib.events.uploads.handle_upload_events",
+    ]
+
+
+def test_the_zip_holds_the_app_processors_and_pillow_with_its_libraries(package_dir: Path) -> None:
+    with zipfile.ZipFile(package_dir / "deployment.zip") as archive:
+        names = set(archive.namelist())
+    assert {"app.py", "chalicelib/__init__.py", "processors/__init__.py", "processors/pipeline.py"} <= names
+    assert "PIL/__init__.py" in names
+    assert any(name.startswith("PIL/_imaging.cpython-312-x86_64-linux-gnu") for name in names)
+    # auditwheel names them lib<name>-<hash>.so.<version>; zlib and libm are left to the runtime.
+    bundled = {name.split("/", 1)[1].split("-", 1)[0] for name in names if name.startswith("pillow_simd.libs/lib")}
+    assert {"libjpeg", "libwebp", "libwebpmux", "libwebpdemux", "liblcms2"} <= bundled
+    assert not any(name.startswith(("tests/", "scripts/")) for name in names)
+
+
+def test_every_native_library_needs_at_most_glibc_2_34(unpacked: Path) -> None:
+    highest = package_lambda.check_glibc(unpacked, limit=(2, 34))
+    assert highest <= (2, 34)
+
+
+def test_the_handlers_import_and_pillow_works_in_a_clean_interpreter(package_dir: Path, unpacked: Path) -> None:
+    handlers = template_handlers(package_dir)
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        **stage_environment(STAGE),
+    }
+    result = subprocess.run(
+        [str(CLEAN_PYTHON), "-I", "-S", "-c", CLEAN_IMPORT, str(unpacked), json.dumps(handlers)],
+        cwd=unpacked,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {"handle_upload_events", "sweep_uploads"} <= set(report["handler_map"])
+    pinned = package_lambda.pinned_requirement(PROJECT_ROOT / "requirements.txt", "pillow-simd")
+    assert report["pillow"] == pinned.split("==", 1)[1]
