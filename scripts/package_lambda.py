@@ -34,6 +34,7 @@ if __package__ in (None, ""):
 import argparse
 import fcntl
 import hashlib
+import json
 import re
 import shutil
 import subprocess
@@ -342,8 +343,16 @@ def chalice_package(staging: Path, stage: str, out: Path) -> None:
     assert chalice is not None
     if out.exists():
         shutil.rmtree(out)
+    # The dashboard and alarms are merged into the template (scripts/monitoring_template.py).
+    from scripts.monitoring_template import monitoring_template
+
+    monitoring = staging / "monitoring.json"
+    monitoring.write_text(json.dumps(monitoring_template(stage), indent=2))
     log(f"chalice package --stage {stage} (pip-installs requirements.txt for manylinux; cached after the first run)")
-    output = run([chalice, "--project-dir", staging, "package", "--stage", stage, out], env=chalice_environment(stage))
+    output = run(
+        [chalice, "--project-dir", staging, "package", "--stage", stage, "--merge-template", monitoring, out],
+        env=chalice_environment(stage),
+    )
     if CHALICE_WARNING in output:
         warning = next(line for line in output.splitlines() if CHALICE_WARNING in line)
         raise PackagingError(f"chalice warned: {warning.strip()}")

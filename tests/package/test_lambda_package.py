@@ -122,6 +122,14 @@ def test_the_template_names_the_api_the_processor_and_the_sweeper(package_dir: P
     ]
 
 
+def test_the_template_carries_the_dashboard_and_the_alarms(package_dir: Path) -> None:
+    resources = json.loads((package_dir / "sam.json").read_text())["Resources"]
+    alarms = [name for name, resource in resources.items() if resource["Type"] == "AWS::CloudWatch::Alarm"]
+    assert len(alarms) >= 10
+    assert resources["Dashboard"]["Type"] == "AWS::CloudWatch::Dashboard"
+    assert resources["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
+
+
 def test_the_zip_holds_the_app_processors_and_pillow_with_its_libraries(package_dir: Path) -> None:
     with zipfile.ZipFile(package_dir / "deployment.zip") as archive:
         names = set(archive.namelist())
