@@ -78,6 +78,11 @@ def _too_large_pixels(width: int, height: int, limits: Limits) -> ImageRejected:
     )
 
 
+def _bomb() -> ImageRejected:
+    """Pillow's own pixel limit tripped (a header our sniffing could not size)."""
+    return ImageRejected("image_too_large", "The image has too many pixels. Resize it and upload it again.")
+
+
 def _corrupt() -> ImageRejected:
     return ImageRejected(
         "corrupt_image",
@@ -118,10 +123,7 @@ def _open(data: bytes, limits: Limits) -> tuple[ImageFile.ImageFile, str]:
     try:
         im = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
     except Image.DecompressionBombError:
-        raise ImageRejected(
-            "image_too_large",
-            "The image has too many pixels. Resize it and upload it again.",
-        ) from None
+        raise _bomb() from None
     except MemoryError:
         raise
     except Exception:
@@ -168,10 +170,7 @@ def _load(im: ImageFile.ImageFile) -> None:
     try:
         im.load()
     except Image.DecompressionBombError:
-        raise ImageRejected(
-            "image_too_large",
-            "The image has too many pixels. Resize it and upload it again.",
-        ) from None
+        raise _bomb() from None
     except MemoryError:
         raise
     except Exception:
