@@ -194,6 +194,9 @@ class Tuning:
     #: libwebp ``method`` (0 fastest .. 6 smallest). 2 is the knee: see
     #: docs/benchmarks.md (4 costs about twice the time for ~2% fewer bytes).
     webp_method: int = 2
+    #: The thumbnail is small enough that libwebp's slower, smaller method costs a few
+    #: milliseconds, in the worker thread: it keeps thumbnail bytes at sharp's.
+    thumbnail_webp_method: int = 4
     #: Let libjpeg-turbo decode JPEGs at 1/2, 1/4 or 1/8 scale when that still
     #: covers the outputs.
     jpeg_draft: bool = True
@@ -312,7 +315,7 @@ def process_image(data: bytes, limits: Limits, tuning: Tuning = DEFAULT_TUNING) 
             box=_centre_square(thumb_box),
             reducing_gap=gap,
         )
-        thumb_bytes = _encode(finish(thumb), THUMBNAIL_QUALITY, tuning.webp_method)
+        thumb_bytes = _encode(finish(thumb), THUMBNAIL_QUALITY, tuning.thumbnail_webp_method)
         t1 = time.perf_counter()
         uri = _placeholder(rendition, finish, tuning.webp_method)
         t2 = time.perf_counter()
