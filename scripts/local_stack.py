@@ -65,7 +65,7 @@ class QueueWorker(threading.Thread):
         self._handler = handler
         self._queue_name = queue_name
         self._batch_size = batch_size
-        self._stop = stop
+        self._halt = stop
 
     def run(self) -> None:
         import boto3
@@ -73,7 +73,7 @@ class QueueWorker(threading.Thread):
         sqs = boto3.client("sqs", region_name=os.environ.get("AWS_REGION", "us-east-1"))
         url = sqs.get_queue_url(QueueName=self._queue_name)["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        while not self._stop.is_set():
+        while not self._halt.is_set():
             try:
                 messages = sqs.receive_message(
                     QueueUrl=url,
@@ -82,7 +82,7 @@ class QueueWorker(threading.Thread):
                     AttributeNames=["All"],
                 ).get("Messages", [])
             except Exception as exc:  # moto going down at shutdown, mostly
-                if not self._stop.is_set():
+                if not self._halt.is_set():
                     print(f"worker: receive failed: {exc}", file=sys.stderr)
                     time.sleep(0.5)
                 continue
@@ -192,10 +192,10 @@ class Scheduler(threading.Thread):
         self._handler = handler
         self._name = name
         self._period = period
-        self._stop = stop
+        self._halt = stop
 
     def run(self) -> None:
-        while not self._stop.wait(self._period):
+        while not self._halt.wait(self._period):
             event = {
                 "version": "0",
                 "id": str(uuid.uuid4()),
