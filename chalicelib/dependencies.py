@@ -80,17 +80,21 @@ def image_service() -> ImageService:
 
 
 @lru_cache(maxsize=1)
+def event_publisher() -> EventPublisher:
+    return EventPublisher(aws.sns(), get_settings().events_topic_arn)
+
+
+@lru_cache(maxsize=1)
 def processing_service() -> ProcessingService:
-    settings = get_settings()
-    publisher = EventPublisher(aws.sns(), settings.events_topic_arn)
-    return ProcessingService(image_repository(), object_store(), publisher, presenter(), settings, metrics=metrics())
+    return ProcessingService(
+        image_repository(), object_store(), event_publisher(), presenter(), get_settings(), metrics=metrics()
+    )
 
 
 @lru_cache(maxsize=1)
 def sweeper() -> Sweeper:
     settings = get_settings()
-    publisher = EventPublisher(aws.sns(), settings.events_topic_arn)
-    announcer = EventAnnouncer(image_repository(), publisher, presenter(), metrics())
+    announcer = EventAnnouncer(image_repository(), event_publisher(), presenter(), metrics())
     return Sweeper(
         image_repository(),
         object_store(),
@@ -120,6 +124,7 @@ def reset() -> None:
     """Forget settings, clients and services (tests change the environment)."""
     for getter in (
         metrics,
+        event_publisher,
         token_verifier,
         image_repository,
         object_store,

@@ -33,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from scripts.stage_config import LOCAL_STAGE, PROJECT_ROOT, apply_stage_environment
+from scripts.stage_config import FAKE_AWS_ENVIRONMENT, LOCAL_STAGE, PROJECT_ROOT, apply_stage_environment
 
 READY_LINE = "local stack ready"
 # Where the local CDN serves the certificates moto signs SNS deliveries with.
@@ -239,15 +239,7 @@ def serialise_moto_dynamodb() -> None:
 def configure_environment(aws_endpoint: str, cdn_url: str) -> dict[str, str]:
     os.environ["AWS_ENDPOINT_URL"] = aws_endpoint
     os.environ["IMAGE_BASE_URL"] = cdn_url
-    # moto accepts any credentials; these keep boto3 from looking for real ones.
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-    }.items():
-        os.environ[name] = value
+    os.environ.update(FAKE_AWS_ENVIRONMENT)
     for name in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
         os.environ.pop(name, None)
     configured = apply_stage_environment(LOCAL_STAGE)

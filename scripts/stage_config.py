@@ -11,6 +11,14 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_PATH = PROJECT_ROOT / ".chalice" / "config.json"
 LOCAL_STAGE = "local"
+# moto accepts any credentials; these keep boto3 from looking for real ones.
+FAKE_AWS_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_REGION": "us-east-1",
+}
 
 
 def ensure_project_on_path() -> None:

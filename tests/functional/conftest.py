@@ -12,6 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from scripts.stage_config import FAKE_AWS_ENVIRONMENT
 from tests.conftest import LOCAL_ENV, PROJECT_ROOT
 from tests.functional.support import EventCapture, Uploader
 
@@ -33,14 +34,7 @@ class Stack:
 
 @pytest.fixture
 def aws_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_REGION": "us-east-1",
-        **LOCAL_ENV,
-    }.items():
+    for name, value in {**FAKE_AWS_ENVIRONMENT, **LOCAL_ENV}.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
