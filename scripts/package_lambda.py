@@ -13,10 +13,19 @@ would be missing from the zip ("may not work correctly"). This script:
    (Amazon Linux 2023, the ``python3.12`` runtime);
 4. stages a copy of the project whose ``vendor/`` holds that wheel unpacked plus
    ``processors/``, and whose ``requirements.txt`` omits ``pillow-simd``;
-5. runs ``chalice package --stage STAGE OUT`` in the staging copy and checks the glibc
-   versions of every ELF file in the resulting zip;
-6. runs cfn-lint on the template;
-7. with ``--deploy``, runs ``chalice deploy --stage STAGE`` from the staging copy.
+5. compiles the staged ``chalicelib/`` and ``vendor/`` to bytecode (see below);
+6. runs ``chalice package --stage STAGE OUT`` in the staging copy, adds bytecode for the
+   modules Chalice pip-installed, and checks the glibc versions of every ELF file in the
+   resulting zip;
+7. runs cfn-lint on the template;
+8. with ``--deploy``, runs ``chalice deploy --stage STAGE`` from the staging copy.
+
+Bytecode: Lambda unpacks the zip into a read-only ``/var/task``, so a module without a
+``__pycache__/*.pyc`` in the zip is compiled from source on every cold start and the
+result is thrown away (about 2.8x the import time of ``app``: docs/benchmarks.md). The
+package therefore carries checked-hash ``.pyc`` files (PEP 552) made by this Python 3.12:
+they are valid whatever the file times after unpacking, and a stale one can never run
+(the interpreter compares the source's hash and falls back to the source).
 
 The wheel is cached under ``build/lambda/wheels`` by version and compiler flags.
 """
@@ -32,12 +41,16 @@ if __package__ in (None, ""):
     sys.path[0] = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 import argparse
+import compileall
 import fcntl
 import hashlib
+import importlib.util
 import json
+import py_compile
 import re
 import shutil
 import subprocess
+import tempfile
 import time
 import zipfile
 from collections.abc import Iterable, Sequence
@@ -90,6 +103,8 @@ class PackageReport:
     unpacked_bytes: int
     max_glibc: tuple[int, ...]
     cfn_lint_output: str
+    modules: int = 0
+    modules_with_bytecode: int = 0
 
 
 def log(message: str) -> None:
@@ -293,6 +308,61 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
 
 
+# --- bytecode ------------------------------------------------------------------------
+
+LAMBDA_TASK_ROOT = "/var/task"
+# Hash-checked: valid after any unpacking (no file times involved), never stale.
+PYC_MODE = py_compile.PycInvalidationMode.CHECKED_HASH
+
+
+def precompile_tree(directory: Path, deployed_as: str) -> None:
+    """Bytecode beside every module of ``directory``, which Lambda sees at ``/var/task/<deployed_as>``.
+
+    The path recorded in the bytecode is the deployed one, so the output depends on the
+    sources only and Chalice's package cache (keyed on these files) stays valid.
+    """
+    compileall.compile_dir(
+        str(directory),
+        ddir=f"{LAMBDA_TASK_ROOT}/{deployed_as}".rstrip("/"),
+        quiet=2,
+        invalidation_mode=PYC_MODE,
+        workers=0,
+    )
+
+
+def bytecode_name(source_name: str) -> str:
+    """``pkg/mod.py`` -> ``pkg/__pycache__/mod.cpython-312.pyc`` (as the importer looks for it)."""
+    return importlib.util.cache_from_source(source_name)
+
+
+def add_bytecode(zip_path: Path) -> tuple[int, int]:
+    """Append bytecode for every module of the zip that has none; returns (modules, with bytecode).
+
+    A file that does not compile under Python 3.12 (a few packages ship Python 2 era
+    helpers that nothing imports) stays source only.
+    """
+    with zipfile.ZipFile(zip_path) as archive:
+        names = set(archive.namelist())
+        sources = sorted(name for name in names if name.endswith(".py"))
+        missing = [name for name in sources if bytecode_name(name) not in names]
+        with tempfile.TemporaryDirectory(prefix="bytecode-") as scratch:
+            root = Path(scratch)
+            for name in missing:
+                archive.extract(name, root)
+            if missing:
+                compileall.compile_dir(str(root), ddir=LAMBDA_TASK_ROOT, quiet=2, invalidation_mode=PYC_MODE, workers=0)
+            with zipfile.ZipFile(zip_path, "a", compression=zipfile.ZIP_DEFLATED) as out:
+                for name in missing:
+                    compiled = root / bytecode_name(name)
+                    if compiled.exists():
+                        info = zipfile.ZipInfo(bytecode_name(name), date_time=time.localtime()[:6])
+                        info.external_attr = 0o644 << 16
+                        info.compress_type = zipfile.ZIP_DEFLATED
+                        out.writestr(info, compiled.read_bytes())
+                        names.add(info.filename)
+    return len(sources), sum(1 for name in sources if bytecode_name(name) in names)
+
+
 def stage_project(wheel: Path, staging: Path) -> Path:
     """A copy of the project Chalice can package; returns its ``vendor/``."""
     log(f"staging the project in {staging.relative_to(PROJECT_ROOT)}")
@@ -326,6 +396,10 @@ def stage_project(wheel: Path, staging: Path) -> Path:
         archive.extractall(vendor)
     for path in vendor.rglob("*.so*"):  # zipfile drops the mode bits
         path.chmod(0o755)
+    # Chalice zips these directories as they are, bytecode included.
+    for name in STAGED_PROJECT_DIRS:
+        precompile_tree(staging / name, name)
+    precompile_tree(vendor, "")
     return vendor
 
 
@@ -399,6 +473,8 @@ def verify_zip(zip_path: Path) -> tuple[int, int]:
     for required in ("app.py", "chalicelib/__init__.py", "processors/__init__.py", "PIL/__init__.py"):
         if required not in names:
             raise PackagingError(f"{zip_path.name} lacks {required}")
+        if bytecode_name(required) not in names:
+            raise PackagingError(f"{zip_path.name} lacks the bytecode of {required}")
     if not any(name.startswith("pillow_simd.libs/") for name in names):
         raise PackagingError(f"{zip_path.name} lacks pillow_simd.libs/ (the bundled shared libraries)")
     return zip_path.stat().st_size, unpacked
@@ -429,6 +505,12 @@ def _package_locked(stage: str, out: Path, *, cflags: str, rebuild: bool, lint: 
     chalice_package(staging, stage, out)
     zip_path = out / "deployment.zip"
     template = out / "sam.json"
+    # The modules Chalice pip-installed (and app.py): in the package, and in Chalice's cached
+    # zip that `chalice deploy` reuses.
+    for cached in sorted((staging / ".chalice" / "deployments").glob("*.zip")):
+        add_bytecode(cached)
+    modules, compiled = add_bytecode(zip_path)
+    log(f"bytecode: {compiled} of {modules} modules precompiled (checked-hash, Python {version_text(PYTHON_VERSION)})")
     zip_bytes, unpacked_bytes = verify_zip(zip_path)
     # Every ELF file in the zip, including the manylinux wheels Chalice picked.
     shutil.rmtree(check_dir)
@@ -440,7 +522,7 @@ def _package_locked(stage: str, out: Path, *, cflags: str, rebuild: bool, lint: 
     lint_output = cfn_lint(template) if lint else "(skipped)"
     if deploy:
         chalice_deploy(staging, stage)
-    return PackageReport(zip_path, template, zip_bytes, unpacked_bytes, highest, lint_output)
+    return PackageReport(zip_path, template, zip_bytes, unpacked_bytes, highest, lint_output, modules, compiled)
 
 
 def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:

@@ -4,7 +4,10 @@ Builds the package with ``scripts/package_lambda.py`` (the Pillow-SIMD wheel is 
 ``build/lambda/wheels``; the first run compiles it), unpacks ``deployment.zip`` and, in a
 fresh Python 3.12 started with ``-I -S`` (no site-packages, no user site, no PYTHON*
 variables), imports every handler named in the template and runs
-``processors.process_image`` on a JPEG generated there with the bundled Pillow.
+``processors.process_image`` on a JPEG generated there with the bundled Pillow. The
+interpreter runs with ``-B``, as Lambda's read-only ``/var/task`` forces: every module it
+loads from the package must come with bytecode whose source hash matches, or the cold start
+would compile it.
 
 Select with ``pytest -m package``; leave out with ``-m 'not package'``.
 """
@@ -31,7 +34,7 @@ STAGE = "prod"
 CLEAN_PYTHON = Path(sys.base_prefix) / "bin" / "python3.12"
 
 CLEAN_IMPORT = r"""
-import importlib, io, json, sys
+import importlib, importlib.util, io, json, sys
 root, handlers = sys.argv[1], json.loads(sys.argv[2])
 sys.path.insert(0, root)
 for handler in handlers:
@@ -63,6 +66,23 @@ outside = sorted(
     if (f := getattr(m, "__file__", None)) and not f.startswith(root) and (not f.startswith(stdlib) or "-packages" in f)
 )
 assert not outside, outside
+# Bytecode: every module loaded from the package has a hash-checked .pyc matching its source.
+files = (getattr(m, "__file__", None) for m in list(sys.modules.values()))
+loaded = sorted({f for f in files if f and f.startswith(root) and f.endswith(".py")})
+without_bytecode = []
+for source in loaded:
+    cached = importlib.util.cache_from_source(source)
+    try:
+        header = open(cached, "rb").read(16)
+    except FileNotFoundError:
+        without_bytecode.append(source)
+        continue
+    flags = int.from_bytes(header[4:8], "little")
+    with open(source, "rb") as handle:
+        if flags != 0b11 or header[8:16] != importlib.util.source_hash(handle.read()):
+            without_bytecode.append(source)
+assert len(loaded) > 300, len(loaded)
+assert not without_bytecode, without_bytecode
 # The image libraries in this process are the bundled ones, not the build machine's.
 mapped = {line.split()[-1] for line in open("/proc/self/maps") if ".so" in line}
 image_libraries = sorted(p for p in mapped if any(n in p for n in ("libjpeg", "libwebp", "liblcms2")))
@@ -72,6 +92,7 @@ print(json.dumps({
     "handlers": sorted(handler for handler in handlers),
     "handler_map": sorted(app.handler_map),
     "pillow": PIL.__version__,
+    "modules_loaded_from_bytecode": len(loaded),
     "libraries": {name: features.version(name) for name in ("jpg", "libjpeg_turbo", "webp", "littlecms2", "zlib")},
 }))
 """
@@ -142,6 +163,15 @@ def test_the_zip_holds_the_app_processors_and_pillow_with_its_libraries(package_
     assert not any(name.startswith(("tests/", "scripts/")) for name in names)
 
 
+def test_every_module_in_the_zip_carries_bytecode(package_dir: Path) -> None:
+    with zipfile.ZipFile(package_dir / "deployment.zip") as archive:
+        names = set(archive.namelist())
+    sources = sorted(name for name in names if name.endswith(".py"))
+    assert len(sources) > 300
+    missing = [name for name in sources if package_lambda.bytecode_name(name) not in names]
+    assert not missing, missing
+
+
 def test_every_native_library_needs_at_most_glibc_2_34(unpacked: Path) -> None:
     highest = package_lambda.check_glibc(unpacked, limit=(2, 34))
     assert highest <= (2, 34)
@@ -157,7 +187,8 @@ def test_the_handlers_import_and_pillow_works_in_a_clean_interpreter(package_dir
         **stage_environment(STAGE),
     }
     result = subprocess.run(
-        [str(CLEAN_PYTHON), "-I", "-S", "-c", CLEAN_IMPORT, str(unpacked), json.dumps(handlers)],
+        # -B: Lambda's /var/task is read-only, so nothing compiled at run time is kept.
+        [str(CLEAN_PYTHON), "-I", "-S", "-B", "-c", CLEAN_IMPORT, str(unpacked), json.dumps(handlers)],
         cwd=unpacked,
         env=env,
         capture_output=True,
