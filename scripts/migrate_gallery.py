@@ -51,7 +51,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--write-mode",
         choices=[m.value for m in WriteMode],
         default=WriteMode.CONDITIONAL.value,
-        help="conditional: one conditional PutItem per row; batch: guarded BatchWriteItem (docs/migration.md)",
+        help="conditional: TransactWriteItems of conditional puts; batch: guarded BatchWriteItem (docs/migration.md)",
     )
     parser.add_argument("--checkpoint", type=Path, help="checkpoint file (default: .migration/<stage>.checkpoint.json)")
     parser.add_argument("--summary-json", type=Path, help="also write the summary as JSON to this file")

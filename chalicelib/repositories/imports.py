@@ -10,17 +10,20 @@ Newer wins: an import replaces a stored record only when its ``updatedAt`` is la
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
+from botocore.exceptions import ClientError
 from pydantic.alias_generators import to_camel
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
 from chalicelib.errors import ConditionFailed, TransientFailure
 from chalicelib.models.domain import ImageRecord
-from chalicelib.repositories.dynamo import from_item, to_value, translated_errors
+from chalicelib.repositories.dynamo import error_code, from_item, to_value, translated_errors
 from chalicelib.repositories.images import METADATA, image_pk, item_to_record, record_to_item
 
 if TYPE_CHECKING:
@@ -30,6 +33,7 @@ T = TypeVar("T")
 
 BATCH_GET_LIMIT = 100  # DynamoDB's BatchGetItem limit
 BATCH_WRITE_LIMIT = 25  # DynamoDB's BatchWriteItem limit
+TRANSACT_WRITE_LIMIT = 100  # DynamoDB's TransactWriteItems limit (actions per request)
 _MAX_RACES = 5  # a conditional upsert that keeps losing to concurrent writers gives up
 
 
@@ -57,6 +61,37 @@ class StoredVersion:
 
 class UnprocessedItems(TransientFailure):
     """DynamoDB left part of a batch unprocessed (throttling); the rest is retried."""
+
+
+_CREATE_CONDITION = "attribute_not_exists(PK)"
+_REPLACE_CONDITION = "#updatedAt = :seenUpdatedAt AND #version = :seenVersion AND attribute_not_exists(deletedAt)"
+# Cancellation reasons of a transaction that the same transaction may pass when retried.
+_TRANSIENT_CANCELLATIONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
+
+
+@contextmanager
+def _write_errors() -> Iterator[None]:
+    """``translated_errors``, and a write refused because a transaction in progress (the
+    conditional backfill's) holds the same item is worth a retry, like throttling."""
+    try:
+        with translated_errors():
+            yield
+    except ClientError as exc:
+        if error_code(exc) == "TransactionConflictException":
+            raise TransientFailure("The image is being written by a transaction. Retry.") from exc
+        raise
+
+
+def _guard(seen: StoredVersion | None) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The condition under which a write replaces exactly what was seen: nothing, or the
+    record with that ``updatedAt`` and ``version`` (not being deleted)."""
+    if seen is None:
+        return _CREATE_CONDITION, {}, {}
+    return (
+        _REPLACE_CONDITION,
+        {"#updatedAt": "updatedAt", "#version": "version"},
+        {":seenUpdatedAt": to_value(seen.updated_at), ":seenVersion": to_value(seen.version)},
+    )
 
 
 def default_retrying() -> Retrying:
@@ -99,7 +134,7 @@ class ImportRepository:
         candidate = record.model_copy(update={"version": 1})
         for _ in range(_MAX_RACES):
             try:
-                self._put(candidate, "attribute_not_exists(PK)", {}, {})
+                self._put(candidate, *_guard(None))
                 return UpsertResult(UpsertOutcome.CREATED, candidate)
             except ConditionFailed as exc:
                 current = self._current(record.id, exc.item)
@@ -111,12 +146,7 @@ class ImportRepository:
                 return UpsertResult(UpsertOutcome.UNCHANGED, current)
             replacement = record.model_copy(update={"version": current.version + 1})
             try:
-                self._put(
-                    replacement,
-                    "#updatedAt = :seenUpdatedAt AND #version = :seenVersion AND attribute_not_exists(deletedAt)",
-                    {"#updatedAt": "updatedAt", "#version": "version"},
-                    {":seenUpdatedAt": to_value(current.updated_at), ":seenVersion": to_value(current.version)},
-                )
+                self._put(replacement, *_guard(StoredVersion(current.updated_at, current.version, deleted=False)))
                 return UpsertResult(UpsertOutcome.UPDATED, replacement)
             except ConditionFailed:
                 continue  # another writer got in between: look again
@@ -135,7 +165,7 @@ class ImportRepository:
             arguments["ExpressionAttributeValues"] = values
 
         def put() -> None:
-            with translated_errors():
+            with _write_errors():
                 self._client.put_item(**arguments)
 
         self._retry(put)
@@ -156,7 +186,7 @@ class ImportRepository:
         """Delete the record only while it is still the one written with ``updated_at``."""
 
         def delete() -> None:
-            with translated_errors():
+            with _write_errors():
                 self._client.delete_item(
                     TableName=self._table,
                     Key=_key(image_id),
@@ -172,6 +202,49 @@ class ImportRepository:
         return True
 
     # -- batches -------------------------------------------------------------------------
+
+    def put_all_if_unchanged(self, writes: Sequence[tuple[ImageRecord, StoredVersion | None]]) -> bool:
+        """Write each record on condition that its stored record is still the one seen
+        (``None``: no record; else that ``updatedAt`` and ``version``, not being deleted),
+        all in one TransactWriteItems: the same guard as ``upsert``'s, for up to 100 rows a
+        request. Each record must already carry the version it is to be stored with.
+
+        True when every record is written. False when DynamoDB refused the transaction
+        without writing anything (all or nothing): a condition failed (another writer got
+        in between) or an item or the request was refused; the caller then decides row by
+        row (``upsert``). Throttling and conflicts with other transactions are retried
+        (``TransientFailure``) with the same ClientRequestToken, so a retry of a
+        transaction that was applied but not acknowledged is not applied twice.
+        """
+        if not writes:
+            return True
+        if len(writes) > TRANSACT_WRITE_LIMIT:
+            raise ValueError(f"at most {TRANSACT_WRITE_LIMIT} records per transaction, got {len(writes)}")
+        actions: list[dict[str, Any]] = []
+        for record, seen in writes:
+            condition, names, values = _guard(seen)
+            put: dict[str, Any] = {"TableName": self._table, "Item": record_to_item(record)}
+            put["ConditionExpression"] = condition
+            if names:
+                put["ExpressionAttributeNames"] = names
+            if values:
+                put["ExpressionAttributeValues"] = values
+            actions.append({"Put": put})
+        token = uuid.uuid4().hex  # one per transaction, kept across its retries
+
+        def transact() -> bool:
+            try:
+                with translated_errors():
+                    self._client.transact_write_items(TransactItems=actions, ClientRequestToken=token)  # type: ignore[arg-type]
+            except ClientError as exc:
+                reasons = {str(r.get("Code")) for r in exc.response.get("CancellationReasons", [])} - {"None"}
+                cancelled = error_code(exc) == "TransactionCanceledException"
+                if cancelled and reasons and reasons <= _TRANSIENT_CANCELLATIONS:
+                    raise TransientFailure(f"transaction cancelled: {', '.join(sorted(reasons))}") from exc
+                return False
+            return True
+
+        return self._retry(transact)
 
     def stored_versions(self, image_ids: Iterable[str]) -> dict[str, StoredVersion]:
         """``updatedAt``/``version`` of the stored records among ``image_ids`` (strongly consistent)."""

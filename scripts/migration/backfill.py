@@ -9,8 +9,16 @@ is lost or duplicated.
 Newer wins, and two write modes keep that promise differently (docs/migration.md):
 
 ``conditional`` (default)
-    One conditional PutItem per row (``ImportRepository.upsert``) in a bounded thread
-    pool: a write can never replace a newer record, by construction.
+    BatchGetItem reads the stored ``updatedAt``/``version`` of every row; rows stored as
+    new or newer are counted without a write; the rest go out as TransactWriteItems of up
+    to 100 puts (``ImportRepository.put_all_if_unchanged``), each on condition that its
+    stored record is still exactly the one seen (absent, or that ``updatedAt`` and
+    ``version``). A write can never replace a newer record, by construction: whatever
+    lands between the read and the transaction fails that row's condition, and DynamoDB
+    then cancels the whole transaction (all or nothing); its rows are written again one by
+    one with the endpoint's conditional upsert (``ImportRepository.upsert``), which decides
+    each from the record found. Transaction conflicts and throttling are retried with the
+    same ClientRequestToken.
 
 ``batch``
     BatchWriteItem has no conditions, so the batch is guarded: (1) BatchGetItem reads the
@@ -52,6 +60,7 @@ from chalicelib.models.domain import ImageRecord
 from chalicelib.repositories.imports import (
     BATCH_GET_LIMIT,
     BATCH_WRITE_LIMIT,
+    TRANSACT_WRITE_LIMIT,
     ImportRepository,
     StoredVersion,
     UpsertOutcome,
@@ -139,44 +148,74 @@ def _permanent(exc: ClientError) -> str:
     return f"DynamoDB refused the item: {error.get('Code', '?')}: {error.get('Message', '')}".strip()
 
 
+Seen = tuple[ImageRecord, StoredVersion | None]  # a record to write, and what the table held
+
+
 def partition(
     repository: ImportRepository, pool: ThreadPoolExecutor, records: Sequence[ImageRecord]
-) -> tuple[list[ImageRecord], BatchResult]:
+) -> tuple[list[Seen], BatchResult]:
     """Read the stored versions (BatchGetItem) and keep the records that are newer.
 
     Records already stored with the same ``updatedAt`` count as unchanged, records whose
     stored copy is newer (or being deleted) as skipped; the rest come back with the
-    ``version`` they will have when written.
+    ``version`` they will have when written, each with the stored version seen (``None``
+    when there was no record).
     """
     result = BatchResult()
     stored: dict[str, StoredVersion] = {}
     for part in pool.map(repository.stored_versions, [[r.id for r in c] for c in chunked(records, BATCH_GET_LIMIT)]):
         stored.update(part)
-    to_write: list[ImageRecord] = []
+    to_write: list[Seen] = []
     for record in records:
         current = stored.get(record.id)
         if current is None:
-            to_write.append(record.model_copy(update={"version": 1}))
+            to_write.append((record.model_copy(update={"version": 1}), None))
         elif current.deleted or current.updated_at > record.updated_at:
             result.counts.skipped_older += 1
         elif current.updated_at == record.updated_at:
             result.counts.unchanged += 1
         else:
-            to_write.append(record.model_copy(update={"version": current.version + 1}))
+            to_write.append((record.model_copy(update={"version": current.version + 1}), current))
     return to_write, result
 
 
-class ConditionalWriter:
-    """Rows already current are skipped after one BatchGetItem; each other row is one
-    conditional upsert, ``workers`` at a time."""
+def _count_written(counts: Counts, records: Sequence[ImageRecord]) -> None:
+    for record in records:
+        counts.count(UpsertOutcome.CREATED if record.version == 1 else UpsertOutcome.UPDATED)
 
-    def __init__(self, repository: ImportRepository, pool: ThreadPoolExecutor) -> None:
+
+class ConditionalWriter:
+    """Rows already current are skipped after one BatchGetItem; the others are written by
+    TransactWriteItems of up to 100 puts, each on condition that its stored record is
+    still the one the BatchGetItem saw, ``workers`` transactions at a time. A transaction
+    that DynamoDB cancels (another writer got in between, or an item was refused) wrote
+    nothing; its rows are then written one by one with the conditional upsert."""
+
+    def __init__(
+        self,
+        repository: ImportRepository,
+        pool: ThreadPoolExecutor,
+        before_write: Callable[[Sequence[ImageRecord]], None] | None = None,
+    ) -> None:
         self._repository = repository
         self._pool = pool
+        self._before_write = before_write
 
     def write(self, records: Sequence[ImageRecord]) -> BatchResult:
         to_write, result = partition(self._repository, self._pool, records)
-        result.counts.add(self.upsert_each(to_write).counts)
+        if self._before_write is not None:
+            self._before_write([record for record, _ in to_write])
+        chunks = list(chunked(to_write, TRANSACT_WRITE_LIMIT))
+        refused: list[ImageRecord] = []
+        for chunk, written in zip(chunks, self._pool.map(self._repository.put_all_if_unchanged, chunks), strict=True):
+            if written:
+                _count_written(result.counts, [record for record, _ in chunk])
+            else:
+                refused.extend(record for record, _ in chunk)
+        if refused:
+            one_by_one = self.upsert_each(refused)
+            result.counts.add(one_by_one.counts)
+            result.failures.extend(one_by_one.failures)
         return result
 
     def upsert_each(self, records: Sequence[ImageRecord]) -> BatchResult:
@@ -212,7 +251,8 @@ class GuardedBatchWriter:
         self._conditional = ConditionalWriter(repository, pool)
 
     def write(self, records: Sequence[ImageRecord]) -> BatchResult:
-        to_write, result = partition(self._repository, self._pool, records)
+        seen, result = partition(self._repository, self._pool, records)
+        to_write = [record for record, _ in seen]
         if self._before_write is not None:
             self._before_write(to_write)
         chunks = list(chunked(to_write, BATCH_WRITE_LIMIT))
@@ -221,8 +261,7 @@ class GuardedBatchWriter:
             if refused:
                 rejected.extend(chunk)
             else:
-                for record in chunk:
-                    result.counts.count(UpsertOutcome.CREATED if record.version == 1 else UpsertOutcome.UPDATED)
+                _count_written(result.counts, chunk)
         if rejected:  # DynamoDB refused a chunk: write its rows one by one to find the bad one
             retried = self._conditional.upsert_each(rejected)
             result.counts.add(retried.counts)
@@ -487,7 +526,7 @@ class Backfill:
         repository = ImportRepository(self._table.client, self._table.table_name, backfill_retrying())
         if self._options.write_mode is WriteMode.BATCH:
             return GuardedBatchWriter(repository, self._source, pool, self._before_write)
-        return ConditionalWriter(repository, pool)
+        return ConditionalWriter(repository, pool, self._before_write)
 
     def _write(self, batch: _Prepared, writer: ConditionalWriter | GuardedBatchWriter | None) -> BatchResult:
         result = BatchResult()

@@ -129,6 +129,37 @@ def test_batch_mode_repairs_a_row_dual_written_between_its_read_and_its_write(
         assert Verification(source, table, sample=None, progress=False).run().ok
 
 
+def test_conditional_mode_keeps_a_row_dual_written_between_its_read_and_its_transaction(
+    gallery: Gallery, table: StageTable, tmp_path: Path
+) -> None:
+    gallery.seed(150, start=25_000)
+    changed: list[str] = []
+
+    def dual_write_meanwhile(records: Sequence[ImageRecord]) -> None:
+        if changed:
+            return
+        target = records[-1]  # in the batch's second transaction (records 100..149)
+        changed.append(target.id)
+        gallery.execute(
+            "UPDATE gallery_images SET title = 'edited during backfill', updated_at = updated_at + interval '1 hour' "
+            "WHERE id = %s",
+            (target.id,),
+        )
+        with LegacySource(gallery.dsn) as source:
+            (row,) = source.rows_by_id([target.id])
+        repository(table).upsert(row_to_record(row))  # what the dual-write does after the commit
+
+    summary = backfill(gallery, table, tmp_path, WriteMode.CONDITIONAL, dual_write_meanwhile, batch_size=150).run()
+
+    # The second transaction lost the race and wrote nothing; its 50 rows were then written
+    # one by one, and the dual-written row (newer) was left as it was.
+    counts = summary.counts
+    assert (counts.read, counts.created, counts.skipped_older, counts.failed) == (150, 149, 1, 0)
+    assert repository(table).get_many(changed)[changed[0]].title == "edited during backfill"
+    with LegacySource(gallery.dsn) as source:
+        assert Verification(source, table, sample=None, progress=False).run().ok
+
+
 def test_batch_mode_removes_again_a_row_deleted_from_postgresql_during_the_backfill(
     gallery: Gallery, table: StageTable, tmp_path: Path
 ) -> None:

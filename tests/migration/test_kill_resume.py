@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import PROJECT_ROOT
 from tests.migration.conftest import Gallery, run_command
 
@@ -24,13 +26,14 @@ def committed(checkpoint: Path) -> int:
         return 0  # not written yet (it is replaced atomically, so never half-written)
 
 
+@pytest.mark.parametrize("mode", ["conditional", "batch"])
 def test_a_backfill_killed_halfway_resumes_where_it_stopped_and_then_verifies(
-    gallery: Gallery, stack_env: dict[str, str], tmp_path: Path
+    gallery: Gallery, stack_env: dict[str, str], tmp_path: Path, mode: str
 ) -> None:
-    gallery.seed(ROWS, start=100_000)
+    gallery.seed(ROWS, start=100_000 + 10_000 * ["conditional", "batch"].index(mode))
     checkpoint = tmp_path / "checkpoint.json"
     args = ["--dsn", gallery.dsn, "--stage", "local", "--checkpoint", str(checkpoint), "--no-progress"]
-    args += ["--batch-size", str(BATCH), "--write-mode", "batch"]
+    args += ["--batch-size", str(BATCH), "--write-mode", mode]
     migration = subprocess.Popen(
         [sys.executable, str(PROJECT_ROOT / "scripts" / "migrate_gallery.py"), *args],
         env=stack_env,
