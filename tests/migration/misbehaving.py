@@ -6,10 +6,28 @@ import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 
-class MisbehavingServer:
+class _LoopbackServer:
+    """Serves ``handler`` on a free 127.0.0.1 port while used as a context manager."""
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+class MisbehavingServer(_LoopbackServer):
     """``mode``: "slow" (answers after ``delay`` s), "error" (503), "bad_request" (400),
     "not_found" (404), or "ok" (200 with ``body``). ``requests`` counts what arrived."""
 
@@ -44,21 +62,10 @@ class MisbehavingServer:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> MisbehavingServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serve(Handler)
 
 
-class ScriptedDynamoDB:
+class ScriptedDynamoDB(_LoopbackServer):
     """Plays DynamoDB's JSON protocol badly on purpose: the n-th request gets the n-th
     ``(status, body)`` of ``answers`` (the last one once they run out). ``requests``
     holds each request's ``X-Amz-Target`` and decoded JSON body."""
@@ -82,15 +89,4 @@ class ScriptedDynamoDB:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    def __enter__(self) -> ScriptedDynamoDB:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serve(Handler)

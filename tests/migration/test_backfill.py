@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -101,16 +101,16 @@ def test_a_newer_record_already_in_dynamodb_is_never_replaced_and_an_older_one_i
     assert (counts.read, counts.skipped_older, counts.updated, counts.created) == (50, 1, 1, 48)
 
 
-def test_batch_mode_repairs_a_row_dual_written_between_its_read_and_its_write(
-    gallery: Gallery, table: StageTable, tmp_path: Path
-) -> None:
-    gallery.seed(80, start=20_000)
-    changed: list[str] = []
+def dual_write_once(
+    gallery: Gallery, table: StageTable, changed: list[str], pick: int
+) -> Callable[[Sequence[ImageRecord]], None]:
+    """A ``before_write`` hook: the first time, the legacy API edits ``records[pick]`` and
+    dual-writes it (after its commit), between the backfill's read and its write."""
 
     def dual_write_meanwhile(records: Sequence[ImageRecord]) -> None:
         if changed:
             return
-        target = records[0]
+        target = records[pick]
         changed.append(target.id)
         gallery.execute(
             "UPDATE gallery_images SET title = 'edited during backfill', updated_at = updated_at + interval '1 hour' "
@@ -119,7 +119,17 @@ def test_batch_mode_repairs_a_row_dual_written_between_its_read_and_its_write(
         )
         with LegacySource(gallery.dsn) as source:
             (row,) = source.rows_by_id([target.id])
-        repository(table).upsert(row_to_record(row))  # what the dual-write does after the commit
+        repository(table).upsert(row_to_record(row))
+
+    return dual_write_meanwhile
+
+
+def test_batch_mode_repairs_a_row_dual_written_between_its_read_and_its_write(
+    gallery: Gallery, table: StageTable, tmp_path: Path
+) -> None:
+    gallery.seed(80, start=20_000)
+    changed: list[str] = []
+    dual_write_meanwhile = dual_write_once(gallery, table, changed, pick=0)
 
     summary = backfill(gallery, table, tmp_path, WriteMode.BATCH, dual_write_meanwhile).run()
 
@@ -134,20 +144,8 @@ def test_conditional_mode_keeps_a_row_dual_written_between_its_read_and_its_tran
 ) -> None:
     gallery.seed(150, start=25_000)
     changed: list[str] = []
-
-    def dual_write_meanwhile(records: Sequence[ImageRecord]) -> None:
-        if changed:
-            return
-        target = records[-1]  # in the batch's second transaction (records 100..149)
-        changed.append(target.id)
-        gallery.execute(
-            "UPDATE gallery_images SET title = 'edited during backfill', updated_at = updated_at + interval '1 hour' "
-            "WHERE id = %s",
-            (target.id,),
-        )
-        with LegacySource(gallery.dsn) as source:
-            (row,) = source.rows_by_id([target.id])
-        repository(table).upsert(row_to_record(row))  # what the dual-write does after the commit
+    # The last record is in the batch's second transaction (records 100..149).
+    dual_write_meanwhile = dual_write_once(gallery, table, changed, pick=-1)
 
     summary = backfill(gallery, table, tmp_path, WriteMode.CONDITIONAL, dual_write_meanwhile, batch_size=150).run()
 
