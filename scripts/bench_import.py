@@ -153,7 +153,6 @@ def main(argv: list[str] | None = None) -> int:
             stage = args.stage or LOCAL_STAGE
             cases = tree_cases(stage)
         medians, heavy = measure(cases, args.runs)
-    boto3_ms = medians["import boto3"]
     result = {
         "where": f"package {args.package}" if args.package else "working tree",
         "stage": stage,
@@ -165,10 +164,6 @@ def main(argv: list[str] | None = None) -> int:
             for name, value in medians.items()
             if not name.startswith("import boto3")
         },
-        # Kept for the earlier reports' readers.
-        "boto3_ms": round(boto3_ms, 1),
-        "app_ms": round(medians["import app"], 1),
-        "ratio": round(medians["import app"] / boto3_ms, 2),
         "imports_pillow_or_processors": heavy,
     }
     if args.json:

@@ -103,8 +103,6 @@ class PackageReport:
     unpacked_bytes: int
     max_glibc: tuple[int, ...]
     cfn_lint_output: str
-    modules: int = 0
-    modules_with_bytecode: int = 0
 
 
 def log(message: str) -> None:
@@ -316,18 +314,13 @@ PYC_MODE = py_compile.PycInvalidationMode.CHECKED_HASH
 
 
 def precompile_tree(directory: Path, deployed_as: str) -> None:
-    """Bytecode beside every module of ``directory``, which Lambda sees at ``/var/task/<deployed_as>``.
-
-    The path recorded in the bytecode is the deployed one, so the output depends on the
-    sources only and Chalice's package cache (keyed on these files) stays valid.
-    """
-    compileall.compile_dir(
-        str(directory),
-        ddir=f"{LAMBDA_TASK_ROOT}/{deployed_as}".rstrip("/"),
-        quiet=2,
-        invalidation_mode=PYC_MODE,
-        workers=0,
-    )
+    """Checked-hash bytecode beside every module under ``directory``, recording the path
+    Lambda sees (``/var/task/<deployed_as>/...``) so that the output depends on the
+    sources only (which keeps Chalice's package cache, keyed on the staged files, valid).
+    A file that does not compile under Python 3.12 (a few packages ship
+    Python 2 era helpers that nothing imports) stays source only."""
+    ddir = f"{LAMBDA_TASK_ROOT}/{deployed_as}".rstrip("/")
+    compileall.compile_dir(str(directory), ddir=ddir, quiet=2, invalidation_mode=PYC_MODE, workers=0)
 
 
 def bytecode_name(source_name: str) -> str:
@@ -336,31 +329,26 @@ def bytecode_name(source_name: str) -> str:
 
 
 def add_bytecode(zip_path: Path) -> tuple[int, int]:
-    """Append bytecode for every module of the zip that has none; returns (modules, with bytecode).
-
-    A file that does not compile under Python 3.12 (a few packages ship Python 2 era
-    helpers that nothing imports) stays source only.
-    """
-    with zipfile.ZipFile(zip_path) as archive:
-        names = set(archive.namelist())
-        sources = sorted(name for name in names if name.endswith(".py"))
-        missing = [name for name in sources if bytecode_name(name) not in names]
-        with tempfile.TemporaryDirectory(prefix="bytecode-") as scratch:
-            root = Path(scratch)
+    """Append bytecode for every module of the zip that has none; returns (modules, with bytecode)."""
+    with tempfile.TemporaryDirectory(prefix="bytecode-") as scratch:
+        root = Path(scratch)
+        with zipfile.ZipFile(zip_path) as archive:
+            names = set(archive.namelist())
+            sources = sorted(name for name in names if name.endswith(".py"))
+            missing = [name for name in sources if bytecode_name(name) not in names]
             for name in missing:
                 archive.extract(name, root)
-            if missing:
-                compileall.compile_dir(str(root), ddir=LAMBDA_TASK_ROOT, quiet=2, invalidation_mode=PYC_MODE, workers=0)
+        if missing:
+            precompile_tree(root, "")
+        compiled = [name for name in missing if (root / bytecode_name(name)).exists()]
+        if compiled:
             with zipfile.ZipFile(zip_path, "a", compression=zipfile.ZIP_DEFLATED) as out:
-                for name in missing:
-                    compiled = root / bytecode_name(name)
-                    if compiled.exists():
-                        info = zipfile.ZipInfo(bytecode_name(name), date_time=time.localtime()[:6])
-                        info.external_attr = 0o644 << 16
-                        info.compress_type = zipfile.ZIP_DEFLATED
-                        out.writestr(info, compiled.read_bytes())
-                        names.add(info.filename)
-    return len(sources), sum(1 for name in sources if bytecode_name(name) in names)
+                for name in compiled:
+                    info = zipfile.ZipInfo(bytecode_name(name), date_time=time.localtime()[:6])
+                    info.external_attr = 0o644 << 16
+                    info.compress_type = zipfile.ZIP_DEFLATED
+                    out.writestr(info, (root / bytecode_name(name)).read_bytes())
+    return len(sources), len(sources) - len(missing) + len(compiled)
 
 
 def stage_project(wheel: Path, staging: Path) -> Path:
@@ -522,7 +510,7 @@ def _package_locked(stage: str, out: Path, *, cflags: str, rebuild: bool, lint: 
     lint_output = cfn_lint(template) if lint else "(skipped)"
     if deploy:
         chalice_deploy(staging, stage)
-    return PackageReport(zip_path, template, zip_bytes, unpacked_bytes, highest, lint_output, modules, compiled)
+    return PackageReport(zip_path, template, zip_bytes, unpacked_bytes, highest, lint_output)
 
 
 def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
