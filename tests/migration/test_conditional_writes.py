@@ -147,17 +147,20 @@ def test_a_transaction_that_keeps_meeting_conflicts_gives_up_as_a_transient_fail
     assert len(server.requests) == 3
 
 
-def test_a_transaction_cancelled_by_a_condition_is_not_retried_and_is_left_to_the_caller() -> None:
-    with ScriptedDynamoDB([cancelled("ConditionalCheckFailed", "TransactionConflict"), (200, {})]) as server:
-        written = scripted_repository(server).put_all_if_unchanged(two_new_records())
-
-    assert written is False
-    assert len(server.requests) == 1
-
-
-def test_a_refused_transaction_request_is_left_to_the_caller() -> None:
-    too_big = (400, {"__type": "com.amazon.coral.validate#ValidationException", "Message": "size exceeds 4 MB"})
-    with ScriptedDynamoDB([too_big, (200, {})]) as server:
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        pytest.param(cancelled("ConditionalCheckFailed", "TransactionConflict"), id="cancelled-by-a-condition"),
+        pytest.param(
+            (400, {"__type": "com.amazon.coral.validate#ValidationException", "Message": "size exceeds 4 MB"}),
+            id="request-refused",
+        ),
+    ],
+)
+def test_a_transaction_refused_for_good_is_not_retried_and_is_left_to_the_caller(
+    refusal: tuple[int, dict[str, Any]],
+) -> None:
+    with ScriptedDynamoDB([refusal, (200, {})]) as server:
         written = scripted_repository(server).put_all_if_unchanged(two_new_records())
 
     assert written is False
