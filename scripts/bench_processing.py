@@ -45,9 +45,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scripts.stage_config import CORPUS_DIR
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARP_DIR = ROOT / "scripts" / "bench_sharp"
-DEFAULT_CORPUS = Path(os.environ.get("IMAGE_CORPUS_DIR", str(ROOT.parent / "shared" / "corpus")))
+DEFAULT_CORPUS = CORPUS_DIR
 
 
 def _progress(message: str) -> None:

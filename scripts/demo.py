@@ -30,11 +30,11 @@ from PIL import Image
 from chalicelib.auth import mint_local_token
 from scripts.image_client import CONTENT_TYPES, ImageServiceClient
 from scripts.stack_process import PROJECT_ROOT, RunningStack, local_stack
-from scripts.stage_config import LOCAL_STAGE, stage_environment
+from scripts.stage_config import CORPUS_DIR, LOCAL_STAGE, stage_environment
 from scripts.subscriber import SnsVerificationError, verify_message
 from scripts.webhook_receiver import WebhookReceiver, local_certificates
 
-DEFAULT_CORPUS = Path(os.environ.get("IMAGE_CORPUS_DIR", PROJECT_ROOT.parent / "shared" / "corpus"))
+DEFAULT_CORPUS = CORPUS_DIR
 
 
 @dataclass

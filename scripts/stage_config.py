@@ -11,6 +11,14 @@ from typing import Any
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_PATH = PROJECT_ROOT / ".chalice" / "config.json"
 LOCAL_STAGE = "local"
+# The folder of shared material beside the project (API.md, DESIGN.md, corpus/):
+# IMAGE_SERVICE_SHARED_DIR, else ../shared. The image corpus can be pointed at on its own.
+SHARED_DIR = Path(os.environ.get("IMAGE_SERVICE_SHARED_DIR", str(PROJECT_ROOT.parent / "shared")))
+CORPUS_DIR = Path(os.environ.get("IMAGE_CORPUS_DIR", str(SHARED_DIR / "corpus")))
+# The legacy monolith's gallery_images DDL: a verbatim copy of shared/legacy_schema.sql
+# (tests/migration/test_legacy_mapping.py checks they stay equal), so that the throwaway
+# PostgreSQL of the tests and the benchmark needs nothing outside the repository.
+LEGACY_SCHEMA = PROJECT_ROOT / "scripts" / "migration" / "legacy_schema.sql"
 # moto accepts any credentials; these keep boto3 from looking for real ones.
 FAKE_AWS_ENVIRONMENT = {
     "AWS_ACCESS_KEY_ID": "testing",

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from chalicelib.auth import mint_local_token
-from scripts.stage_config import LOCAL_STAGE, stage_environment
+from scripts.stage_config import CORPUS_DIR, LOCAL_STAGE, stage_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CORPUS_DIR = Path(os.environ.get("IMAGE_CORPUS_DIR", PROJECT_ROOT.parent / "shared" / "corpus"))
 LOCAL_ENV = stage_environment(LOCAL_STAGE)
 
 
@@ -43,5 +41,5 @@ def auth_for() -> Callable[[str], dict[str, str]]:
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:
     if not CORPUS_DIR.is_dir():
-        pytest.skip(f"image corpus not found at {CORPUS_DIR}")
+        pytest.skip(f"image corpus not found at {CORPUS_DIR} (set IMAGE_CORPUS_DIR)")
     return CORPUS_DIR

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import psycopg
 
-from scripts.stage_config import PROJECT_ROOT
+from scripts.stage_config import LEGACY_SCHEMA, PROJECT_ROOT
 
-SCHEMA_PATH = PROJECT_ROOT.parent / "shared" / "legacy_schema.sql"
 LOCAL_STACK_READY = "local stack ready"
 
 
@@ -122,7 +121,7 @@ class TemporaryPostgres:
     def dsn(self, dbname: str = "postgres") -> str:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}"
 
-    def create_database(self, name: str, schema: Path = SCHEMA_PATH) -> str:
+    def create_database(self, name: str, schema: Path = LEGACY_SCHEMA) -> str:
         """A new database holding the legacy schema; returns its DSN."""
         with psycopg.connect(self.dsn(), autocommit=True) as admin:
             admin.execute(psycopg.sql.SQL("CREATE DATABASE {}").format(psycopg.sql.Identifier(name)))

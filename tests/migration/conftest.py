@@ -18,10 +18,9 @@ import psycopg
 import pytest
 
 from scripts.migration.sandbox import LocalStackProcess, TemporaryPostgres, find_initdb, free_port, seed_gallery
+from scripts.stage_config import LEGACY_SCHEMA
 from tests.conftest import PROJECT_ROOT
 from tests.functional.conftest import api, aws_stack  # noqa: F401 - fixtures of the import endpoint tests
-
-SCHEMA = PROJECT_ROOT.parent / "shared" / "legacy_schema.sql"
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +55,7 @@ class Gallery:
 
 @pytest.fixture
 def gallery(postgres: TemporaryPostgres) -> Gallery:
-    return Gallery(postgres.create_database(f"gallery_{uuid.uuid4().hex[:12]}", SCHEMA))
+    return Gallery(postgres.create_database(f"gallery_{uuid.uuid4().hex[:12]}", LEGACY_SCHEMA))
 
 
 @pytest.fixture(scope="session")

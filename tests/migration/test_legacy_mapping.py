@@ -10,6 +10,7 @@ import pytest
 from chalicelib.models.common import ImageStatus
 from chalicelib.models.imports import ImportImageRequest
 from scripts.migration.legacy import LegacyRow, RowRejected, row_to_body, row_to_record
+from scripts.stage_config import LEGACY_SCHEMA, SHARED_DIR
 
 ROW_ID = "0b7f3c7e-8a63-4b8e-9a53-2b1d1e7c5a10"
 
@@ -86,3 +87,10 @@ def test_the_dual_write_body_is_the_camel_case_import_request_of_the_same_record
     assert body["imageKey"] == "images/user-42/castle.jpg"
     assert body["contentType"] == "image/jpeg"
     assert ImportImageRequest.model_validate(body).updated_at == datetime(2020, 1, 2, 3, 4, 5, 999999, tzinfo=UTC)
+
+
+def test_the_repository_copy_of_the_legacy_schema_is_the_shared_one() -> None:
+    shared = SHARED_DIR / "legacy_schema.sql"
+    if not shared.exists():
+        pytest.skip(f"no shared folder at {SHARED_DIR} (set IMAGE_SERVICE_SHARED_DIR)")
+    assert LEGACY_SCHEMA.read_bytes() == shared.read_bytes()
