@@ -25,18 +25,23 @@ def _whole_number(value: object) -> object:
 # The bound sits on the int itself so that the JSON schema shows it as ``minimum``.
 PositiveWholeNumber = Annotated[int, Field(ge=1), BeforeValidator(_whole_number)]
 
-# Printable text only (no C0/C1 control characters); a pattern, so OpenAPI shows it too.
-_PRINTABLE = r"^[^\x00-\x1f\x7f-\x9f]*$"
+# Printable text (no C0/C1 control characters) with at least one character that is not
+# whitespace: these fields are trimmed, and must not come out empty. A pattern, so OpenAPI
+# says it too. The whitespace is Unicode's White_Space, what pydantic-core's trim removes,
+# less the control characters (already refused).
+_CONTROL = r"\x00-\x1f\x7f-\x9f"
+_SPACE = "\u0020\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+PRINTABLE_NOT_BLANK = f"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$"
 
 
 def _unique_tags(tags: list[str]) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-Filename = Annotated[str, Field(min_length=1, max_length=255, pattern=_PRINTABLE)]
+Filename = Annotated[str, Field(min_length=1, max_length=255, pattern=PRINTABLE_NOT_BLANK)]
 Title = Annotated[str, Field(max_length=200)]
 Description = Annotated[str, Field(max_length=2000)]
-Tag = Annotated[str, Field(min_length=1, max_length=50, pattern=_PRINTABLE)]
+Tag = Annotated[str, Field(min_length=1, max_length=50, pattern=PRINTABLE_NOT_BLANK)]
 Tags = Annotated[list[Tag], Field(max_length=20), AfterValidator(_unique_tags)]
 AlbumId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
 IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x20-\x7e]+$")]
@@ -94,4 +99,6 @@ class CreateWebhookRequest(CamelModel):
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
-    url: Annotated[str, Field(min_length=8, max_length=2048, pattern=_PRINTABLE, examples=["https://example.com/hook"])]
+    url: Annotated[
+        str, Field(min_length=8, max_length=2048, pattern=PRINTABLE_NOT_BLANK, examples=["https://example.com/hook"])
+    ]

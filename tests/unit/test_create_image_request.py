@@ -6,9 +6,11 @@ import re
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from chalicelib.models.requests import CreateImageRequest, IdempotencyKey
+from chalicelib.models.requests import CreateImageRequest, Filename, IdempotencyKey, Tag
 
 
 def body(**overrides: Any) -> dict[str, Any]:
@@ -116,6 +118,44 @@ def test_surrounding_whitespace_is_stripped() -> None:
 
     assert request.title == "Castle"
     assert request.filename == "castle.jpg"
+
+
+@pytest.mark.parametrize("blank", [" ", "\u00a0", "\u3000\u2003", " \u202f "])
+def test_a_filename_or_tag_of_whitespace_only_is_refused(blank: str) -> None:
+    assert invalid_fields(body(filename=blank)) == {"filename"}
+    assert invalid_fields(body(tags=["castle", blank])) == {"tags"}
+
+
+def documented_acceptance(schema: dict[str, Any], value: str) -> bool:
+    """What the OpenAPI document says of a string (JSON Schema's pattern is a search)."""
+    return schema["minLength"] <= len(value) <= schema["maxLength"] and re.search(schema["pattern"], value) is not None
+
+
+def accepted(adapter: TypeAdapter[str], value: str) -> bool:
+    try:
+        adapter.validate_python(value, strict=True)
+    except ValidationError:
+        return False
+    return True
+
+
+# Text without control characters, up to a little past the limits (which hold for the
+# trimmed value, so padding beyond them is the one difference the document cannot state).
+_TEXT = st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=60)
+
+
+@given(_TEXT)
+def test_the_document_and_the_validation_agree_on_every_tag(value: str) -> None:
+    adapter = TypeAdapter(Tag, config={"str_strip_whitespace": True})
+    schema = adapter.json_schema()
+    if len(value) <= schema["maxLength"]:
+        assert accepted(adapter, value) == documented_acceptance(schema, value)
+
+
+@given(_TEXT)
+def test_the_document_and_the_validation_agree_on_every_filename(value: str) -> None:
+    adapter = TypeAdapter(Filename, config={"str_strip_whitespace": True})
+    assert accepted(adapter, value) == documented_acceptance(adapter.json_schema(), value)
 
 
 def test_the_fingerprint_is_the_same_for_the_same_request() -> None:
