@@ -1,10 +1,16 @@
 """The Image Service Chalice app: wiring only."""
 
+import gc
+
+# A cold start imports ~700 modules whose objects all live as long as the process; left on,
+# the collector walks that growing heap over a hundred times during the import (20-40 ms).
+gc.disable()
+
 import os
 
 from chalice.app import Chalice
 
-from chalicelib import logs, tracing
+from chalicelib import coldstart, logs, tracing
 from chalicelib.api import http
 from chalicelib.api.demo_page import demo_page
 from chalicelib.api.health import health_api
@@ -26,3 +32,9 @@ app.register_blueprint(upload_events)
 app.register_blueprint(scheduled_events)
 if os.environ.get("STAGE") == "local":
     app.register_blueprint(demo_page)
+if coldstart.init_ahead_of_traffic(os.environ):
+    coldstart.prewarm()
+
+# What init built stays for the life of the process: keep it out of every later collection.
+gc.freeze()
+gc.enable()

@@ -12,9 +12,12 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-import jwt
-
 from chalicelib.errors import Unauthenticated
+
+# PyJWT is imported where a token is verified or minted, not with this module: it imports
+# cryptography (~18 ms), which only the API function needs, and only once a request comes
+# (every Lambda function imports the whole app). chalicelib.coldstart.prewarm imports it
+# during init when init runs ahead of traffic.
 
 _LEEWAY_SECONDS = 30
 
@@ -45,6 +48,8 @@ class LocalTokenVerifier:
         self._audience = audience
 
     def verify(self, token: str) -> Principal:
+        import jwt
+
         try:
             claims = jwt.decode(
                 token,
@@ -64,6 +69,8 @@ class JwksTokenVerifier:
     def __init__(
         self, jwks_url: str, issuer: str, audience: str, service_clients: frozenset[str] = frozenset()
     ) -> None:
+        import jwt
+
         # PyJWKClient caches the key set and refetches on an unknown key id.
         self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=3600, timeout=5)
         self._issuer = issuer
@@ -71,6 +78,8 @@ class JwksTokenVerifier:
         self._service_clients = service_clients
 
     def verify(self, token: str) -> Principal:
+        import jwt
+
         try:
             signing_key = self._jwks.get_signing_key_from_jwt(token)
             claims = jwt.decode(
@@ -108,6 +117,8 @@ def mint_local_token(
     now: float | None = None,
 ) -> str:
     """An HS256 token the ``local`` stage accepts (development and tests only)."""
+    import jwt
+
     issued = int(now if now is not None else time.time())
     claims: dict[str, Any] = {
         "sub": user_id,

@@ -35,9 +35,13 @@ class ImageStatus(StrEnum):
 
 
 class CamelModel(BaseModel):
-    """Wire models: camelCase on the wire, snake_case in Python."""
+    """Wire models: camelCase on the wire, snake_case in Python.
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True)
+    ``defer_build``: every Lambda function imports the whole app but uses only a few of its
+    models, so each model builds its validator on first use, not on every cold start.
+    """
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, frozen=True, defer_build=True)
 
 
 def utc_now() -> datetime:

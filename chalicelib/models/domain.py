@@ -45,9 +45,12 @@ def event_id_for(image_id: str, status: ImageStatus) -> str:
 
 
 class ImageRecord(BaseModel):
-    """An image's metadata record (one DynamoDB item)."""
+    """An image's metadata record (one DynamoDB item).
 
-    model_config = ConfigDict(frozen=True)
+    The domain models build on first use, as the wire models do (see ``CamelModel``).
+    """
+
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     id: str
     user_id: str
@@ -92,7 +95,7 @@ class ImageRecord(BaseModel):
 class ProcessingOutcome(BaseModel):
     """What processing learned about an upload, written by the terminal transition."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     status: Literal[ImageStatus.COMPLETED, ImageStatus.FAILED]
     width: int | None = None
@@ -103,7 +106,7 @@ class ProcessingOutcome(BaseModel):
 
 
 class IdempotencyRecord(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     user_id: str
     key: str
@@ -115,7 +118,7 @@ class IdempotencyRecord(BaseModel):
 class WebhookRecord(BaseModel):
     """A user's webhook: an SNS HTTP(S) subscription filtered to the user's events."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     id: str
     user_id: str

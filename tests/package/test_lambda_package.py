@@ -98,6 +98,29 @@ print(json.dumps({
 """
 
 
+COLD_START = r"""
+import gc, json, sys
+sys.path.insert(0, sys.argv[1])
+import app
+from chalicelib import coldstart, dependencies
+from chalicelib.errors import Unauthenticated
+models = list(coldstart.wire_and_domain_models())
+report = {
+    "gc_enabled": gc.isenabled(),
+    "frozen_objects": gc.get_freeze_count(),
+    "token_libraries_at_init": sorted(m for m in ("jwt", "cryptography") if m in sys.modules),
+    "models": sorted(m.__name__ for m in models),
+    "built_at_init": sorted(m.__name__ for m in models if m.__pydantic_complete__),
+}
+try:
+    dependencies.token_verifier().verify("not-a-jwt")
+except Unauthenticated:
+    report["refused"] = True
+report["token_libraries_after_a_token"] = sorted(m for m in ("jwt", "cryptography") if m in sys.modules)
+print(json.dumps(report))
+"""
+
+
 @pytest.fixture(scope="module")
 def package_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     problems = package_lambda.missing_prerequisites()
@@ -177,15 +200,20 @@ def test_every_native_library_needs_at_most_glibc_2_34(unpacked: Path) -> None:
     assert highest <= (2, 34)
 
 
-def test_the_handlers_import_and_pillow_works_in_a_clean_interpreter(package_dir: Path, unpacked: Path) -> None:
-    handlers = template_handlers(package_dir)
-    env = {
+def clean_environment(**extra: str) -> dict[str, str]:
+    return {
         "PATH": "/usr/bin:/bin",
         "LANG": "C.UTF-8",
         "AWS_REGION": "us-east-1",
         "AWS_DEFAULT_REGION": "us-east-1",
         **stage_environment(STAGE),
+        **extra,
     }
+
+
+def test_the_handlers_import_and_pillow_works_in_a_clean_interpreter(package_dir: Path, unpacked: Path) -> None:
+    handlers = template_handlers(package_dir)
+    env = clean_environment()
     result = subprocess.run(
         # -B: Lambda's /var/task is read-only, so nothing compiled at run time is kept.
         [str(CLEAN_PYTHON), "-I", "-S", "-B", "-c", CLEAN_IMPORT, str(unpacked), json.dumps(handlers)],
@@ -201,3 +229,33 @@ def test_the_handlers_import_and_pillow_works_in_a_clean_interpreter(package_dir
     assert {"handle_upload_events", "sweep_uploads"} <= set(report["handler_map"])
     pinned = package_lambda.pinned_requirement(PROJECT_ROOT / "requirements.txt", "pillow-simd")
     assert report["pillow"] == pinned.split("==", 1)[1]
+
+
+@pytest.mark.parametrize("initialization_type", ["on-demand", "provisioned-concurrency", "snap-start"])
+def test_an_on_demand_cold_start_leaves_to_first_use_what_a_function_may_not_need(
+    unpacked: Path, initialization_type: str
+) -> None:
+    result = subprocess.run(
+        [str(CLEAN_PYTHON), "-I", "-S", "-B", "-c", COLD_START, str(unpacked)],
+        cwd=unpacked,
+        env=clean_environment(AWS_LAMBDA_INITIALIZATION_TYPE=initialization_type),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    # The collector was paused for the import, and is back on with init's objects frozen.
+    assert report["gc_enabled"]
+    assert report["frozen_objects"] > 50_000
+    assert {"ImageRecord", "CreateImageRequest", "ImageOut", "ImageEvent"} <= set(report["models"])
+    if initialization_type == "on-demand":
+        assert report["token_libraries_at_init"] == []
+        assert report["built_at_init"] == []
+    else:  # init runs before any request waits on it: everything is loaded then
+        assert report["token_libraries_at_init"] == ["cryptography", "jwt"]
+        assert report["built_at_init"] == report["models"]
+    # The first token loads PyJWT and cryptography from the zip, and a bad one is refused.
+    assert report["refused"]
+    assert report["token_libraries_after_a_token"] == ["cryptography", "jwt"]
