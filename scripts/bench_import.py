@@ -2,6 +2,7 @@
 
     python scripts/bench_import.py [--runs 15] [--json]
     python scripts/bench_import.py --package build/lambda/package/deployment.zip [--stage prod]
+        [--against an-earlier-build/deployment.zip]
 
 Each sample is a fresh interpreter timing only the import (interpreter start-up is not
 counted); the cases alternate so that all of them see the same background load. Prints
@@ -15,10 +16,24 @@ twice, as built (with its bytecode) and with every ``.pyc`` removed (what plain 
 package`` ships), and each is imported by the clean Python 3.12 the venv was made from,
 started ``-I -S -B`` (no site-packages, no ``PYTHON*`` variables, no bytecode written:
 ``/var/task`` is read-only) with only the package on ``sys.path`` and the stage's
-environment. ``app (X-Ray)`` adds the variables an actively traced function gets, so
-``chalicelib.tracing`` imports and configures the X-Ray SDK as it does in AWS. ``floor``
-imports only the libraries the API function cannot run without (boto3, Chalice's
-runtime, pydantic, PyJWT with cryptography for RS256): what any ``app`` costs at least.
+environment. The cases:
+
+- ``import app``: an on-demand init, as the API function, the processor and the sweep
+  each do it. PyJWT and each model's validator are left to first use
+  (``chalicelib.coldstart``), so two more cases show where that work went:
+- ``import app + first token``: the same init, then what the API's first request adds
+  before any route runs (the verifier loads PyJWT with cryptography and refuses a bad token);
+- ``import app, init ahead of traffic``: with ``AWS_LAMBDA_INITIALIZATION_TYPE`` set to
+  ``provisioned-concurrency``, the init does everything (``coldstart.prewarm``);
+- ``import app (X-Ray)``: the variables an actively traced function gets, so
+  ``chalicelib.tracing`` imports and configures the X-Ray SDK as it does in AWS;
+- ``floor``: boto3, Chalice's runtime and what defining any pydantic model loads, with the
+  collector paused as ``app.py`` pauses it: what any ``app`` on these libraries costs;
+- ``import boto3 (GC paused)``: the baseline with the same pause, to show how much of the
+  ratio the pause alone buys.
+
+``--against ZIP`` adds another build's ``import boto3``, ``import app`` and ``import app
+(X-Ray)`` to the same interleaved run: a before/after comparison on equal terms.
 """
 
 from __future__ import annotations
@@ -48,10 +63,24 @@ import sys, time
 if {root!r}:
     sys.path.insert(0, {root!r})
 started = time.perf_counter()
+{before}
 import {module}
+{then}
 elapsed = time.perf_counter() - started
 print(elapsed * 1000, "PIL" in sys.modules, "processors" in sys.modules)
 """
+PAUSE_GC = "import gc; gc.disable()"
+# What the API's first request adds before a route runs: the token verifier (PyJWT and
+# cryptography) refusing a malformed token, which needs no network.
+FIRST_REQUEST_AUTH = """
+from chalicelib import dependencies, errors
+try:
+    dependencies.token_verifier().verify("not-a-jwt")
+except errors.Unauthenticated:
+    pass
+"""
+# What defining any pydantic model loads (pydantic.main, fields, types), deferred or not.
+FLOOR_THEN = "from pydantic import BaseModel, Field"
 # What Lambda sets for a function with active tracing (values are placeholders).
 XRAY_ENVIRONMENT = {
     "AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000",
@@ -60,7 +89,8 @@ XRAY_ENVIRONMENT = {
     "AWS_LAMBDA_FUNCTION_NAME": "image-service-prod",
     "LAMBDA_TASK_ROOT": "/var/task",
 }
-FLOOR_MODULES = "boto3, chalice.app, pydantic, jwt"
+FLOOR_MODULES = "boto3, chalice.app, pydantic"
+AHEAD_OF_TRAFFIC = {"AWS_LAMBDA_INITIALIZATION_TYPE": "provisioned-concurrency"}
 # The interpreter the venv was made from: the CPython 3.12 that Lambda's python3.12 runs.
 CLEAN_PYTHON = Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
 
@@ -73,11 +103,15 @@ class Case:
     root: str
     environment: dict[str, str]
     cwd: Path
+    before: str = ""
+    then: str = ""
+    # The case whose median this one is divided by: the boto3 import of the same files.
+    baseline: str = "import boto3"
 
 
 def sample(case: Case) -> tuple[float, bool, bool]:
     output = subprocess.run(
-        [*case.command, PROBE.format(module=case.module, root=case.root)],
+        [*case.command, PROBE.format(module=case.module, root=case.root, before=case.before, then=case.then)],
         cwd=case.cwd,
         env=case.environment,
         capture_output=True,
@@ -103,20 +137,41 @@ def unpack(zip_path: Path, target: Path, *, bytecode: bool) -> Path:
     return target
 
 
+def package_environment(stage: str) -> dict[str, str]:
+    return {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", **FAKE_AWS_ENVIRONMENT, **stage_environment(stage)}
+
+
 def package_cases(zip_path: Path, stage: str, scratch: Path) -> list[Case]:
     if not CLEAN_PYTHON.exists():
         raise SystemExit(f"no clean Python at {CLEAN_PYTHON}")
-    env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", **FAKE_AWS_ENVIRONMENT, **stage_environment(stage)}
+    env = package_environment(stage)
     command = (str(CLEAN_PYTHON), "-I", "-S", "-B", "-c")
     shipped = str(unpack(zip_path, scratch / "shipped", bytecode=True))
     source_only = str(unpack(zip_path, scratch / "source-only", bytecode=False))
+    no_bytecode = "import boto3, no bytecode"
     return [
         Case("import boto3", "boto3", command, shipped, env, scratch),
         Case("import app", "app", command, shipped, env, scratch),
+        Case("import app + first token", "app", command, shipped, env, scratch, then=FIRST_REQUEST_AUTH),
+        Case("import app, init ahead of traffic", "app", command, shipped, {**env, **AHEAD_OF_TRAFFIC}, scratch),
         Case("import app (X-Ray)", "app", command, shipped, {**env, **XRAY_ENVIRONMENT}, scratch),
-        Case("floor: boto3+chalice+pydantic+jwt", FLOOR_MODULES, command, shipped, env, scratch),
-        Case("import boto3, no bytecode", "boto3", command, source_only, env, scratch),
-        Case("import app, no bytecode", "app", command, source_only, env, scratch),
+        Case("floor", FLOOR_MODULES, command, shipped, env, scratch, before=PAUSE_GC, then=FLOOR_THEN),
+        Case("import boto3 (GC paused)", "boto3", command, shipped, env, scratch, before=PAUSE_GC),
+        Case(no_bytecode, "boto3", command, source_only, env, scratch, baseline=no_bytecode),
+        Case("import app, no bytecode", "app", command, source_only, env, scratch, baseline=no_bytecode),
+    ]
+
+
+def earlier_package_cases(zip_path: Path, stage: str, scratch: Path) -> list[Case]:
+    """Another build (``--against``), measured in the same run: boto3, app, app with X-Ray."""
+    env = package_environment(stage)
+    command = (str(CLEAN_PYTHON), "-I", "-S", "-B", "-c")
+    root = str(unpack(zip_path, scratch / "against", bytecode=True))
+    boto3 = "against: import boto3"
+    return [
+        Case(boto3, "boto3", command, root, env, scratch, baseline=boto3),
+        Case("against: import app", "app", command, root, env, scratch, baseline=boto3),
+        Case("against: import app (X-Ray)", "app", command, root, {**env, **XRAY_ENVIRONMENT}, scratch, baseline=boto3),
     ]
 
 
@@ -134,25 +189,27 @@ def measure(cases: Sequence[Case], runs: int) -> tuple[dict[str, float], bool]:
     return {name: statistics.median(values) for name, values in times.items()}, heavy
 
 
-def baseline(name: str) -> str:
-    return "import boto3, no bytecode" if name.endswith("no bytecode") else "import boto3"
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=15)
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--package", type=Path, help="a deployment.zip (make package) to measure as Lambda runs it")
     parser.add_argument("--stage", help="whose environment (default: local for the tree, prod for --package)")
+    parser.add_argument("--against", type=Path, help="with --package: another build's zip, measured in the same run")
     args = parser.parse_args(argv)
+    if args.against is not None and args.package is None:
+        parser.error("--against needs --package")
     with tempfile.TemporaryDirectory(prefix="bench-import-") as scratch:
         if args.package is not None:
             stage = args.stage or "prod"
             cases = package_cases(args.package.resolve(), stage, Path(scratch))
+            if args.against is not None:
+                cases += earlier_package_cases(args.against.resolve(), stage, Path(scratch))
         else:
             stage = args.stage or LOCAL_STAGE
             cases = tree_cases(stage)
         medians, heavy = measure(cases, args.runs)
+    baselines = {case.name: case.baseline for case in cases}
     result = {
         "where": f"package {args.package}" if args.package else "working tree",
         "stage": stage,
@@ -160,9 +217,9 @@ def main(argv: list[str] | None = None) -> int:
         "median_ms": {name: round(value, 1) for name, value in medians.items()},
         # Each case against the boto3 import of the same tree (with or without bytecode).
         "ratio_to_boto3": {
-            name: round(value / medians[baseline(name)], 2)
+            name: round(value / medians[baselines[name]], 2)
             for name, value in medians.items()
-            if not name.startswith("import boto3")
+            if name != baselines[name]
         },
         "imports_pillow_or_processors": heavy,
     }
@@ -172,8 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{result['where']}, stage {stage}, median of {args.runs} runs:")
     for name, value in medians.items():
         ratio = result["ratio_to_boto3"].get(name)
-        against = f"  ({ratio}x {baseline(name)})" if ratio is not None else ""
-        print(f"  {name:28s} {value:7.1f} ms{against}")
+        against = f"  ({ratio}x {baselines[name]})" if ratio is not None else ""
+        print(f"  {name:34s} {value:7.1f} ms{against}")
     print(f"  Pillow/processors imported by app: {heavy}")
     return 0
 
