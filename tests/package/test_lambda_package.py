@@ -195,6 +195,28 @@ def test_every_module_in_the_zip_carries_bytecode(package_dir: Path) -> None:
     assert not missing, missing
 
 
+def test_the_zip_chalice_deploy_uploads_carries_the_same_bytecode(package_dir: Path) -> None:
+    # The packager `chalice deploy` uses (chalice.deploy.deployer.create_default_deployer)
+    # reuses the zip cached under the hash of the requirements and the app's files, the one
+    # package_lambda added bytecode to, Chalice's own runtime files included.
+    from chalice.deploy.packager import DependencyBuilder, LambdaDeploymentPackager
+    from chalice.utils import UI, OSUtils
+
+    osutils = OSUtils()
+    packager = LambdaDeploymentPackager(
+        osutils=osutils, dependency_builder=DependencyBuilder(osutils), ui=UI(), architecture="x86_64"
+    )
+    project = str(package_lambda.BUILD_ROOT / "project")
+    cached = packager.deployment_package_filename(project, "python3.12")
+    assert Path(cached).exists(), "chalice deploy would build a new zip, without bytecode"
+    assert packager.create_deployment_package(project, "python3.12") == cached
+    with zipfile.ZipFile(cached) as archive:
+        names = set(archive.namelist())
+    sources = sorted(name for name in names if name.endswith(".py"))
+    assert {"app.py", "chalice/app.py", "chalicelib/coldstart.py"} <= set(sources)
+    assert [name for name in sources if package_lambda.bytecode_name(name) not in names] == []
+
+
 def test_every_native_library_needs_at_most_glibc_2_34(unpacked: Path) -> None:
     highest = package_lambda.check_glibc(unpacked, limit=(2, 34))
     assert highest <= (2, 34)
