@@ -15,6 +15,7 @@ Select with ``pytest -m package``; leave out with ``-m 'not package'``.
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import zipfile
@@ -118,6 +119,22 @@ except Unauthenticated:
     report["refused"] = True
 report["token_libraries_after_a_token"] = sorted(m for m in ("jwt", "cryptography") if m in sys.modules)
 print(json.dumps(report))
+"""
+
+
+TRACED_STEP = r"""
+import json, socket, sys
+daemon = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+daemon.bind(("127.0.0.1", int(sys.argv[2])))
+daemon.settimeout(10)
+sys.path.insert(0, sys.argv[1])
+import app
+from aws_xray_sdk.core import patcher
+from chalicelib import tracing
+with tracing.subsegment("decode"):
+    pass
+header, body = daemon.recv(65536).decode().split("\n", 1)
+print(json.dumps({"patched": sorted(patcher._PATCHED_MODULES), "header": json.loads(header), "sent": json.loads(body)}))
 """
 
 
@@ -281,3 +298,33 @@ def test_an_on_demand_cold_start_leaves_to_first_use_what_a_function_may_not_nee
     # The first token loads PyJWT and cryptography from the zip, and a bad one is refused.
     assert report["refused"]
     assert report["token_libraries_after_a_token"] == ["cryptography", "jwt"]
+
+
+def test_under_active_tracing_botocore_is_patched_and_a_step_reaches_the_daemon(unpacked: Path) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # What Lambda sets for a function with active tracing, during an invocation.
+    traced = {
+        "AWS_XRAY_DAEMON_ADDRESS": f"127.0.0.1:{port}",
+        "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+        "_X_AMZN_TRACE_ID": "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        "AWS_LAMBDA_FUNCTION_NAME": "image-service-prod-handle_upload_events",
+        "LAMBDA_TASK_ROOT": str(unpacked),
+    }
+    result = subprocess.run(
+        [str(CLEAN_PYTHON), "-I", "-S", "-B", "-c", TRACED_STEP, str(unpacked), str(port)],
+        cwd=unpacked,
+        env=clean_environment(**traced),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["patched"] == ["botocore"]
+    assert report["header"] == {"format": "json", "version": 1}
+    sent = report["sent"]
+    assert (sent["type"], sent["name"], sent["in_progress"]) == ("subsegment", "decode", False)
+    assert (sent["trace_id"], sent["parent_id"]) == ("1-5759e988-bd862e3fe1be46a994272793", "53995c3f42cd8ad8")
