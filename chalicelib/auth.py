@@ -9,8 +9,7 @@ JWKS with issuer and audience checks (ID tokens carry ``aud``; access tokens car
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from chalicelib.errors import Unauthenticated
 
@@ -22,10 +21,9 @@ from chalicelib.errors import Unauthenticated
 _LEEWAY_SECONDS = 30
 
 
-@dataclass(frozen=True)
-class Principal:
+class Principal(NamedTuple):
     user_id: str
-    scopes: frozenset[str] = field(default_factory=frozenset)
+    scopes: frozenset[str] = frozenset()
 
 
 class TokenVerifier(Protocol):

@@ -7,12 +7,10 @@ responses. Messages are written for API clients: no AWS or library internals.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 
-@dataclass(frozen=True)
-class FieldProblem:
+class FieldProblem(NamedTuple):
     field: str
     message: str
 

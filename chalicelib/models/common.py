@@ -1,7 +1,5 @@
 """Types shared by the request, domain and response models."""
 
-from __future__ import annotations
-
 import re
 from datetime import UTC, datetime
 from enum import StrEnum

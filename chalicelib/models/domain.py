@@ -1,7 +1,5 @@
 """Domain models: what the service stores and reasons about."""
 
-from __future__ import annotations
-
 import uuid
 from typing import Literal
 

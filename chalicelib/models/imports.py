@@ -5,8 +5,6 @@ timezone-aware times) but not the limits ``POST /images`` puts on new uploads: a
 title longer than 200 characters is migrated as it is, not refused.
 """
 
-from __future__ import annotations
-
 from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, StrictInt, field_validator

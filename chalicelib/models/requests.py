@@ -1,7 +1,5 @@
 """Request bodies, validated with the limits of API.md."""
 
-from __future__ import annotations
-
 import hashlib
 import json
 from typing import Annotated

@@ -1,7 +1,5 @@
 """Response bodies of API.md. Optional fields appear only when they have a value."""
 
-from __future__ import annotations
-
 from typing import Any, Literal
 
 from pydantic import Field

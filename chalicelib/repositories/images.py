@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from botocore.exceptions import ClientError
 from pydantic.alias_generators import to_camel, to_snake
@@ -347,8 +346,7 @@ class WriteRejected(ConditionFailed):
         self.current = current
 
 
-@dataclass(frozen=True)
-class Page:
+class Page(NamedTuple):
     records: list[ImageRecord]
     last_key: dict[str, Any] | None
 

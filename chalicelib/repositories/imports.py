@@ -13,9 +13,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar, cast
 
 from botocore.exceptions import ClientError
 from pydantic.alias_generators import to_camel
@@ -44,14 +43,12 @@ class UpsertOutcome(StrEnum):
     STALE = "stale"  # the stored record is newer (or being deleted): nothing written
 
 
-@dataclass(frozen=True)
-class UpsertResult:
+class UpsertResult(NamedTuple):
     outcome: UpsertOutcome
     record: ImageRecord  # the record the table holds now
 
 
-@dataclass(frozen=True)
-class StoredVersion:
+class StoredVersion(NamedTuple):
     """The parts of a stored record that decide whether an import may replace it."""
 
     updated_at: str

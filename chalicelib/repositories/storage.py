@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from botocore.exceptions import ClientError
 
@@ -26,8 +25,7 @@ UNPROCESSED_TAGGING = (
 )
 
 
-@dataclass(frozen=True)
-class UploadForm:
+class UploadForm(NamedTuple):
     url: str
     fields: dict[str, str]
 

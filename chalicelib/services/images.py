@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from chalicelib import logs
 from chalicelib.errors import Forbidden, NotFound, PreconditionRequired, ValidationFailed, VersionConflict
@@ -17,8 +17,7 @@ from chalicelib.repositories.storage import ObjectStore
 from chalicelib.services.cursors import CursorCodec
 
 
-@dataclass(frozen=True)
-class ImagePage:
+class ImagePage(NamedTuple):
     records: list[ImageRecord]
     next_cursor: str | None
 

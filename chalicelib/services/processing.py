@@ -11,10 +11,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote_plus
 
 from chalicelib import logs, tracing
@@ -35,8 +34,7 @@ if TYPE_CHECKING:
 ImageProcessor = Callable[[bytes, "Limits"], "ProcessedImage"]
 
 
-@dataclass(frozen=True)
-class UploadedObject:
+class UploadedObject(NamedTuple):
     bucket: str
     key: str
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 from ulid import ULID
@@ -26,8 +26,7 @@ from chalicelib.repositories.storage import ObjectStore, UploadForm
 from chalicelib.settings import Settings
 
 
-@dataclass(frozen=True)
-class UploadTicket:
+class UploadTicket(NamedTuple):
     """A created (or replayed) upload: the record and, while pending, a fresh form."""
 
     record: ImageRecord

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from ulid import ULID
@@ -28,8 +28,7 @@ def _is_private(host: str) -> bool:
     return address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
 
 
-@dataclass(frozen=True)
-class Webhook:
+class Webhook(NamedTuple):
     record: WebhookRecord
     confirmed: bool
 
