@@ -1,4 +1,9 @@
-"""The Image Service Chalice app: wiring only."""
+"""The Image Service Chalice app: wiring only.
+
+Every Lambda function's handler is here (the API's ``app``, the processor's
+``handle_upload_events``, the sweep's ``sweep_uploads``), so every function's init runs
+this module: the collector pause, JSON logging, tracing, the prewarm ahead of traffic.
+"""
 
 import gc
 
@@ -8,7 +13,7 @@ gc.disable()
 
 import os
 
-from chalice.app import Chalice
+from chalice.app import Chalice, CloudWatchEvent, SQSEvent
 
 from chalicelib import coldstart, logs, tracing
 from chalicelib.api import http
@@ -17,8 +22,7 @@ from chalicelib.api.health import health_api
 from chalicelib.api.images import images_api
 from chalicelib.api.internal import internal_api
 from chalicelib.api.webhooks import webhooks_api
-from chalicelib.events.schedule import scheduled_events
-from chalicelib.events.uploads import upload_events
+from chalicelib.events import schedule, uploads
 
 app = Chalice(app_name="image-service")
 logs.configure()
@@ -28,10 +32,20 @@ app.register_blueprint(health_api)
 app.register_blueprint(images_api)
 app.register_blueprint(internal_api)
 app.register_blueprint(webhooks_api)
-app.register_blueprint(upload_events)
-app.register_blueprint(scheduled_events)
 if os.environ.get("STAGE") == "local":
     app.register_blueprint(demo_page)
+
+
+@app.on_sqs_message(queue=uploads.UPLOAD_QUEUE_NAME, batch_size=uploads.BATCH_SIZE)
+def handle_upload_events(event: SQSEvent) -> None:
+    uploads.handle_batch(event)
+
+
+@app.schedule(schedule.SWEEP_RATE, description=schedule.SWEEP_DESCRIPTION)
+def sweep_uploads(event: CloudWatchEvent) -> None:
+    schedule.sweep(event)
+
+
 if coldstart.init_ahead_of_traffic(os.environ):
     coldstart.prewarm()
 

@@ -1,14 +1,17 @@
-"""Scheduled work: the sweep that expires abandoned uploads and relays unpublished events."""
+"""Scheduled work: the sweep that expires abandoned uploads and relays unpublished events.
+
+``app.sweep_uploads`` is the Lambda handler, on this schedule.
+"""
 
 from __future__ import annotations
 
-from chalice.app import Blueprint, CloudWatchEvent, Rate
+from chalice.app import CloudWatchEvent, Rate
 
 from chalicelib import dependencies
 
-scheduled_events = Blueprint(__name__)
+SWEEP_RATE = Rate(5, unit=Rate.MINUTES)
+SWEEP_DESCRIPTION = "Expire abandoned uploads; relay unsent events"
 
 
-@scheduled_events.schedule(Rate(5, unit=Rate.MINUTES), description="Expire abandoned uploads; relay unsent events")
-def sweep_uploads(event: CloudWatchEvent) -> None:
+def sweep(event: CloudWatchEvent) -> None:
     dependencies.sweeper().run()  # logs what it did, when it did anything

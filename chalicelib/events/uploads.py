@@ -1,5 +1,8 @@
 """The processor: S3 ObjectCreated notifications arrive through the upload queue.
 
+``app.handle_upload_events`` is the Lambda handler (every function's handler lives in
+``app.py``, so that each runs the same init: logging, tracing, the collector pause).
+
 A record that fails with a fault a retry may fix is left on the queue (and reaches the
 dead-letter queue after maxReceiveCount attempts); the others are acknowledged. Chalice
 cannot enable ReportBatchItemFailures, so when a batch has failures the handler deletes
@@ -12,11 +15,9 @@ import os
 from functools import lru_cache
 from typing import Any
 
-from chalice.app import Blueprint, SQSEvent, SQSRecord
+from chalice.app import SQSEvent, SQSRecord
 
 from chalicelib import aws, dependencies, logs
-
-upload_events = Blueprint(__name__)
 
 # Read at import: Chalice needs the queue name when it builds the deployment.
 UPLOAD_QUEUE_NAME = os.environ.get("UPLOAD_QUEUE_NAME", "image-service-uploads-local")
@@ -41,8 +42,10 @@ def _acknowledge(records: list[SQSRecord]) -> None:
             logs.warning("could not acknowledge a processed record", messageId=raw.get("messageId"))
 
 
-@upload_events.on_sqs_message(queue=UPLOAD_QUEUE_NAME, batch_size=5)
-def handle_upload_events(event: SQSEvent) -> None:
+BATCH_SIZE = 5
+
+
+def handle_batch(event: SQSEvent) -> None:
     service = dependencies.processing_service()
     done: list[SQSRecord] = []
     failed = 0

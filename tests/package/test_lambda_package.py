@@ -100,8 +100,9 @@ print(json.dumps({
 
 
 COLD_START = r"""
-import gc, json, sys
+import gc, json, logging, sys
 sys.path.insert(0, sys.argv[1])
+logging.getLogger().addHandler(logging.StreamHandler())  # as Lambda's runtime does before the import
 import app
 from chalicelib import coldstart, dependencies
 from chalicelib.errors import Unauthenticated
@@ -109,6 +110,8 @@ models = list(coldstart.wire_and_domain_models())
 report = {
     "gc_enabled": gc.isenabled(),
     "frozen_objects": gc.get_freeze_count(),
+    "log_formatters": [type(handler.formatter).__name__ for handler in logging.getLogger().handlers],
+    "log_level": logging.getLevelName(logging.getLogger("image_service").getEffectiveLevel()),
     "token_libraries_at_init": sorted(m for m in ("jwt", "cryptography") if m in sys.modules),
     "models": sorted(m.__name__ for m in models),
     "built_at_init": sorted(m.__name__ for m in models if m.__pydantic_complete__),
@@ -175,12 +178,9 @@ def template_handlers(package_dir: Path) -> list[str]:
     )
 
 
-def test_the_template_names_the_api_the_processor_and_the_sweeper(package_dir: Path) -> None:
-    assert template_handlers(package_dir) == [
-        "app.app",
-        "chalicelib.events.schedule.sweep_uploads",
-        "chalicelib.events.uploads.handle_upload_events",
-    ]
+def test_the_template_names_the_api_the_processor_and_the_sweeper_all_in_app(package_dir: Path) -> None:
+    # All in app.py, so that every function's init runs it (logging, tracing, the GC pause).
+    assert template_handlers(package_dir) == ["app.app", "app.handle_upload_events", "app.sweep_uploads"]
 
 
 def test_the_template_carries_the_dashboard_and_the_alarms(package_dir: Path) -> None:
@@ -288,6 +288,8 @@ def test_an_on_demand_cold_start_leaves_to_first_use_what_a_function_may_not_nee
     # The collector was paused for the import, and is back on with init's objects frozen.
     assert report["gc_enabled"]
     assert report["frozen_objects"] > 50_000
+    # Lambda's own log handler now writes our JSON lines, at INFO.
+    assert (report["log_formatters"], report["log_level"]) == (["JsonFormatter"], "INFO")
     assert {"ImageRecord", "CreateImageRequest", "ImageOut", "ImageEvent"} <= set(report["models"])
     if initialization_type == "on-demand":
         assert report["token_libraries_at_init"] == []
