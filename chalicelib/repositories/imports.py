@@ -79,18 +79,6 @@ def _write_errors() -> Iterator[None]:
         raise
 
 
-def _guard(seen: StoredVersion | None) -> tuple[str, dict[str, str], dict[str, Any]]:
-    """The condition under which a write replaces exactly what was seen: nothing, or the
-    record with that ``updatedAt`` and ``version`` (not being deleted)."""
-    if seen is None:
-        return _CREATE_CONDITION, {}, {}
-    return (
-        _REPLACE_CONDITION,
-        {"#updatedAt": "updatedAt", "#version": "version"},
-        {":seenUpdatedAt": to_value(seen.updated_at), ":seenVersion": to_value(seen.version)},
-    )
-
-
 def default_retrying() -> Retrying:
     """A few quick attempts: enough for an API request (botocore retries underneath too)."""
     return Retrying(
@@ -131,7 +119,7 @@ class ImportRepository:
         candidate = record.model_copy(update={"version": 1})
         for _ in range(_MAX_RACES):
             try:
-                self._put(candidate, *_guard(None))
+                self._put(candidate, None)
                 return UpsertResult(UpsertOutcome.CREATED, candidate)
             except ConditionFailed as exc:
                 current = self._current(record.id, exc.item)
@@ -143,23 +131,30 @@ class ImportRepository:
                 return UpsertResult(UpsertOutcome.UNCHANGED, current)
             replacement = record.model_copy(update={"version": current.version + 1})
             try:
-                self._put(replacement, *_guard(StoredVersion(current.updated_at, current.version, deleted=False)))
+                self._put(replacement, StoredVersion(current.updated_at, current.version, deleted=False))
                 return UpsertResult(UpsertOutcome.UPDATED, replacement)
             except ConditionFailed:
                 continue  # another writer got in between: look again
         raise TransientFailure("The image kept changing while it was imported. Retry.")
 
-    def _put(self, record: ImageRecord, condition: str, names: dict[str, str], values: dict[str, Any]) -> None:
-        arguments: dict[str, Any] = {
+    def _guarded_put(self, record: ImageRecord, seen: StoredVersion | None) -> dict[str, Any]:
+        """A put of ``record`` on condition that it replaces exactly what was seen: nothing,
+        or the record with that ``updatedAt`` and ``version`` (not being deleted)."""
+        if seen is None:
+            return {"TableName": self._table, "Item": record_to_item(record), "ConditionExpression": _CREATE_CONDITION}
+        return {
             "TableName": self._table,
             "Item": record_to_item(record),
-            "ConditionExpression": condition,
-            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            "ConditionExpression": _REPLACE_CONDITION,
+            "ExpressionAttributeNames": {"#updatedAt": "updatedAt", "#version": "version"},
+            "ExpressionAttributeValues": {
+                ":seenUpdatedAt": to_value(seen.updated_at),
+                ":seenVersion": to_value(seen.version),
+            },
         }
-        if names:
-            arguments["ExpressionAttributeNames"] = names
-        if values:
-            arguments["ExpressionAttributeValues"] = values
+
+    def _put(self, record: ImageRecord, seen: StoredVersion | None) -> None:
+        arguments = {**self._guarded_put(record, seen), "ReturnValuesOnConditionCheckFailure": "ALL_OLD"}
 
         def put() -> None:
             with _write_errors():
@@ -217,16 +212,7 @@ class ImportRepository:
             return True
         if len(writes) > TRANSACT_WRITE_LIMIT:
             raise ValueError(f"at most {TRANSACT_WRITE_LIMIT} records per transaction, got {len(writes)}")
-        actions: list[dict[str, Any]] = []
-        for record, seen in writes:
-            condition, names, values = _guard(seen)
-            put: dict[str, Any] = {"TableName": self._table, "Item": record_to_item(record)}
-            put["ConditionExpression"] = condition
-            if names:
-                put["ExpressionAttributeNames"] = names
-            if values:
-                put["ExpressionAttributeValues"] = values
-            actions.append({"Put": put})
+        actions = [{"Put": self._guarded_put(record, seen)} for record, seen in writes]
         token = uuid.uuid4().hex  # one per transaction, kept across its retries
 
         def transact() -> bool:
