@@ -12,8 +12,6 @@ waiting, so ``prewarm`` does all of it then.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Iterator, Mapping
 
 from pydantic import BaseModel
@@ -30,6 +28,9 @@ def init_ahead_of_traffic(environ: Mapping[str, str]) -> bool:
 
 def wire_and_domain_models() -> Iterator[type[BaseModel]]:
     """Every model class defined in ``chalicelib.models``."""
+    import importlib
+    import pkgutil  # only prewarm and the tests walk the package: not worth its import at init
+
     for module_info in pkgutil.iter_modules(chalicelib.models.__path__, "chalicelib.models."):
         module = importlib.import_module(module_info.name)
         for value in vars(module).values():

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -239,32 +240,33 @@ def test_every_native_library_needs_at_most_glibc_2_34(unpacked: Path) -> None:
     assert highest <= (2, 34)
 
 
-def clean_environment(**extra: str) -> dict[str, str]:
-    return {
-        "PATH": "/usr/bin:/bin",
-        "LANG": "C.UTF-8",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        **stage_environment(STAGE),
-        **extra,
-    }
-
-
-def test_the_handlers_import_and_pillow_works_in_a_clean_interpreter(package_dir: Path, unpacked: Path) -> None:
-    handlers = template_handlers(package_dir)
-    env = clean_environment()
+def run_clean(script: str, unpacked: Path, *args: str, **environment: str) -> dict[str, Any]:
+    """Run ``script`` in the clean interpreter with only the unpacked zip and the stage's
+    environment (plus ``environment``); returns the JSON report it prints last."""
     result = subprocess.run(
         # -B: Lambda's /var/task is read-only, so nothing compiled at run time is kept.
-        [str(CLEAN_PYTHON), "-I", "-S", "-B", "-c", CLEAN_IMPORT, str(unpacked), json.dumps(handlers)],
+        [str(CLEAN_PYTHON), "-I", "-S", "-B", "-c", script, str(unpacked), *args],
         cwd=unpacked,
-        env=env,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "LANG": "C.UTF-8",
+            "AWS_REGION": "us-east-1",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            **stage_environment(STAGE),
+            **environment,
+        },
         capture_output=True,
         text=True,
         check=False,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return report
+
+
+def test_the_handlers_import_and_pillow_works_in_a_clean_interpreter(package_dir: Path, unpacked: Path) -> None:
+    report = run_clean(CLEAN_IMPORT, unpacked, json.dumps(template_handlers(package_dir)))
     assert {"handle_upload_events", "sweep_uploads"} <= set(report["handler_map"])
     pinned = package_lambda.pinned_requirement(PROJECT_ROOT / "requirements.txt", "pillow-simd")
     assert report["pillow"] == pinned.split("==", 1)[1]
@@ -274,17 +276,7 @@ def test_the_handlers_import_and_pillow_works_in_a_clean_interpreter(package_dir
 def test_an_on_demand_cold_start_leaves_to_first_use_what_a_function_may_not_need(
     unpacked: Path, initialization_type: str
 ) -> None:
-    result = subprocess.run(
-        [str(CLEAN_PYTHON), "-I", "-S", "-B", "-c", COLD_START, str(unpacked)],
-        cwd=unpacked,
-        env=clean_environment(AWS_LAMBDA_INITIALIZATION_TYPE=initialization_type),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_clean(COLD_START, unpacked, AWS_LAMBDA_INITIALIZATION_TYPE=initialization_type)
     # The collector was paused for the import, and is back on with init's objects frozen.
     assert report["gc_enabled"]
     assert report["frozen_objects"] > 50_000
@@ -314,17 +306,7 @@ def test_under_active_tracing_botocore_is_patched_and_a_step_reaches_the_daemon(
         "AWS_LAMBDA_FUNCTION_NAME": "image-service-prod-handle_upload_events",
         "LAMBDA_TASK_ROOT": str(unpacked),
     }
-    result = subprocess.run(
-        [str(CLEAN_PYTHON), "-I", "-S", "-B", "-c", TRACED_STEP, str(unpacked), str(port)],
-        cwd=unpacked,
-        env=clean_environment(**traced),
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    report = json.loads(result.stdout.strip().splitlines()[-1])
+    report = run_clean(TRACED_STEP, unpacked, str(port), **traced)
     assert report["patched"] == ["botocore"]
     assert report["header"] == {"format": "json", "version": 1}
     sent = report["sent"]
