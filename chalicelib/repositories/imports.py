@@ -6,6 +6,12 @@ The key layout is ``chalicelib.repositories.images``'s (``record_to_item``,
 
 Newer wins: an import replaces a stored record only when its ``updatedAt`` is later.
 ``updatedAt`` values are RFC 3339 UTC strings of one fixed width, so they compare as text.
+
+An import only ever replaces what an import wrote, for the same owner: a record the
+service created itself (no ``legacyImageKey``: every imported record has one) or one
+owned by another user is never written over (``CONFLICT``). Both rules are conditions of
+the write itself, so they hold for the backfill's transactions too, whatever the caller
+read before.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ class UpsertOutcome(StrEnum):
     UPDATED = "updated"  # an older record was replaced
     UNCHANGED = "unchanged"  # the stored record has the same updatedAt: nothing written
     STALE = "stale"  # the stored record is newer (or being deleted): nothing written
+    CONFLICT = "conflict"  # the stored record was not imported, or has another owner: nothing written
 
 
 class UpsertResult(NamedTuple):
@@ -61,7 +68,10 @@ class UnprocessedItems(TransientFailure):
 
 
 _CREATE_CONDITION = "attribute_not_exists(PK)"
-_REPLACE_CONDITION = "#updatedAt = :seenUpdatedAt AND #version = :seenVersion AND attribute_not_exists(deletedAt)"
+_REPLACE_CONDITION = (
+    "#updatedAt = :seenUpdatedAt AND #version = :seenVersion AND attribute_not_exists(deletedAt)"
+    " AND attribute_exists(#legacyImageKey) AND #userId = :userId"
+)
 # Cancellation reasons of a transaction that the same transaction may pass when retried.
 _TRANSIENT_CANCELLATIONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
 
@@ -98,6 +108,12 @@ def _key(image_id: str) -> dict[str, Any]:
     return {"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)}
 
 
+def may_replace(current: ImageRecord, record: ImageRecord) -> bool:
+    """Whether an import of ``record`` may ever replace ``current``: only a record an import
+    wrote (it has a legacy key; the service's own records never do), for the same owner."""
+    return current.legacy_image_key is not None and current.user_id == record.user_id
+
+
 class ImportRepository:
     def __init__(self, client: DynamoDBClient, table_name: str, retrying: Retrying | None = None) -> None:
         self._client = client
@@ -110,11 +126,14 @@ class ImportRepository:
     # -- one record ----------------------------------------------------------------------
 
     def upsert(self, record: ImageRecord) -> UpsertResult:
-        """Create the record, or replace an older one; never replace a newer one.
+        """Create the record, or replace an older one; never replace a newer one, nor one
+        that was not imported or that another user owns (``CONFLICT``, decided before the
+        timestamps so that it says nothing about the stored record).
 
         Usually one conditional PutItem. When a record exists, a second PutItem replaces it
-        on condition that it is still the one just seen (same updatedAt and version), and
-        ``version`` goes up by one so PATCH clients holding the old version get a 409.
+        on condition that it is still the one just seen (same updatedAt and version, still
+        imported, same owner), and ``version`` goes up by one so PATCH clients holding the
+        old version get a 409.
         """
         candidate = record.model_copy(update={"version": 1})
         for _ in range(_MAX_RACES):
@@ -125,6 +144,8 @@ class ImportRepository:
                 current = self._current(record.id, exc.item)
             if current is None:
                 continue  # deleted in between: try to create it again
+            if not may_replace(current, record):
+                return UpsertResult(UpsertOutcome.CONFLICT, current)
             if current.deleted_at is not None or current.updated_at > record.updated_at:
                 return UpsertResult(UpsertOutcome.STALE, current)
             if current.updated_at == record.updated_at:
@@ -139,17 +160,24 @@ class ImportRepository:
 
     def _guarded_put(self, record: ImageRecord, seen: StoredVersion | None) -> dict[str, Any]:
         """A put of ``record`` on condition that it replaces exactly what was seen: nothing,
-        or the record with that ``updatedAt`` and ``version`` (not being deleted)."""
+        or the record with that ``updatedAt`` and ``version`` (not being deleted), which an
+        import wrote (``legacyImageKey``) for ``record``'s owner."""
         if seen is None:
             return {"TableName": self._table, "Item": record_to_item(record), "ConditionExpression": _CREATE_CONDITION}
         return {
             "TableName": self._table,
             "Item": record_to_item(record),
             "ConditionExpression": _REPLACE_CONDITION,
-            "ExpressionAttributeNames": {"#updatedAt": "updatedAt", "#version": "version"},
+            "ExpressionAttributeNames": {
+                "#updatedAt": "updatedAt",
+                "#version": "version",
+                "#legacyImageKey": "legacyImageKey",
+                "#userId": "userId",
+            },
             "ExpressionAttributeValues": {
                 ":seenUpdatedAt": to_value(seen.updated_at),
                 ":seenVersion": to_value(seen.version),
+                ":userId": to_value(record.user_id),
             },
         }
 
@@ -197,9 +225,10 @@ class ImportRepository:
 
     def put_all_if_unchanged(self, writes: Sequence[tuple[ImageRecord, StoredVersion | None]]) -> bool:
         """Write each record on condition that its stored record is still the one seen
-        (``None``: no record; else that ``updatedAt`` and ``version``, not being deleted),
-        all in one TransactWriteItems: the same guard as ``upsert``'s, for up to 100 rows a
-        request. Each record must already carry the version it is to be stored with.
+        (``None``: no record; else that ``updatedAt`` and ``version``, not being deleted,
+        imported, with the record's owner), all in one TransactWriteItems: the same guard
+        as ``upsert``'s, for up to 100 rows a request. Each record must already carry the
+        version it is to be stored with.
 
         True when every record is written. False when DynamoDB refused the transaction
         without writing anything (all or nothing): a condition failed (another writer got

@@ -2,27 +2,46 @@
 
 Both the dual-write from the legacy API and the backfill build records with
 ``build_record``: one mapping from a legacy row to an image record.
+
+The import token may write legacy images only. Legacy ids are PostgreSQL ``uuid``s
+(``gallery_images.id``), so a ULID, the service's own kind of id, is refused outright
+(400); and a stored record that was not imported, or that another user owns, is never
+replaced (403, below): an import can neither take over an image nor change its owner.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 from chalicelib import logs
 from chalicelib.auth import Principal
 from chalicelib.errors import DomainError, FieldProblem, Forbidden, ValidationFailed
-from chalicelib.models.common import ImageStatus, format_time, is_image_id
+from chalicelib.models.common import UUID_PATTERN, ImageStatus, format_time
 from chalicelib.models.domain import ImageRecord
 from chalicelib.models.imports import ImportImageRequest
 from chalicelib.repositories.imports import ImportRepository, UpsertOutcome, UpsertResult
 
 IMPORT_SCOPE = "images:import"
+_LEGACY_ID = re.compile(UUID_PATTERN)
 
 
 class StaleUpdate(DomainError):
     status_code = 409
     code = "stale_update"
     default_message = "A newer version of this image is already stored; the import changed nothing."
+
+
+class ImportRefused(Forbidden):
+    """The stored record is not the import's to write: the service created it, or it
+    belongs to another user. Nothing about the stored record is said."""
+
+    default_message = "This image was not imported from the legacy gallery for this user; an import cannot replace it."
+
+
+def is_legacy_id(image_id: str) -> bool:
+    """A legacy gallery id: a UUID in PostgreSQL's text form (lower case, hyphenated)."""
+    return _LEGACY_ID.fullmatch(image_id) is not None
 
 
 def grants_import(scopes: Iterable[str]) -> bool:
@@ -73,17 +92,28 @@ class ImportService:
         self._repository = repository
 
     def import_image(self, image_id: str, request: ImportImageRequest) -> UpsertResult:
-        """Upsert; 409 ``stale_update`` when the stored record is newer.
+        """Upsert; 409 ``stale_update`` when the stored record is newer; 403 ``forbidden``
+        when it was not imported or has another owner.
 
         The same ``updatedAt`` again (a retried dual-write, a re-run backfill) is a no-op
         that answers 200 with the stored record.
         """
-        if not is_image_id(image_id):
+        if not is_legacy_id(image_id):
             raise ValidationFailed(
-                "The image id must be a legacy UUID (lower case) or a ULID.",
-                [FieldProblem(field="id", message="must be a UUID or a ULID")],
+                "The image id must be a legacy gallery UUID (lower case, with hyphens).",
+                [FieldProblem(field="id", message="must be a lower-case UUID")],
             )
         result = self._repository.upsert(build_record(image_id, request))
+        if result.outcome is UpsertOutcome.CONFLICT:
+            logs.warning(
+                "image import refused",
+                imageId=image_id,
+                outcome=result.outcome.value,
+                userId=request.user_id,
+                storedUserId=result.record.user_id,
+                storedImported=result.record.legacy_image_key is not None,
+            )
+            raise ImportRefused()
         logs.info("image import", imageId=image_id, outcome=result.outcome.value, updatedAt=result.record.updated_at)
         if result.outcome is UpsertOutcome.STALE:
             raise StaleUpdate(
