@@ -12,6 +12,7 @@ from chalicelib.repositories.cdn import CdnInvalidator
 from chalicelib.repositories.events import EventPublisher
 from chalicelib.repositories.images import ImageQueries, ImageRepository
 from chalicelib.repositories.imports import ImportRepository
+from chalicelib.repositories.queue import UploadQueue
 from chalicelib.repositories.secrets import read_secret
 from chalicelib.repositories.storage import ObjectStore
 from chalicelib.repositories.webhooks import SubscriptionGateway, WebhookRepository
@@ -99,7 +100,9 @@ def sweeper() -> Sweeper:
         image_repository(),
         object_store(),
         announcer,
+        UploadQueue(aws.sqs(), settings.upload_queue_name),
         grace=timedelta(seconds=settings.expiry_grace_seconds),
+        processing_deadline=timedelta(seconds=settings.processing_deadline_seconds),
         relay_delay=timedelta(seconds=settings.outbox_relay_delay_seconds),
         metrics=metrics(),
     )

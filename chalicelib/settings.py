@@ -46,6 +46,10 @@ class Settings(BaseModel):
     # How old an unpublished event must be before the sweeper relays it (the processor
     # publishes at once; this keeps the two from racing into duplicate deliveries).
     outbox_relay_delay_seconds: int = Field(default=60, ge=0)
+    # How long a record may stay ``processing`` before the sweeper fails it: longer than the
+    # queue can keep retrying it (maxReceiveCount x visibility timeout, 5 x 360 s in AWS), so
+    # it only catches deliveries that crashed, timed out or ran out of retries.
+    processing_deadline_seconds: int = Field(default=3600, ge=60)
     idempotency_ttl_seconds: int = Field(default=48 * 3600, ge=24 * 3600)
     use_transfer_acceleration: bool = False
 

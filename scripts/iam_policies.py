@@ -128,7 +128,10 @@ def sweeper_policy(arns: StageArns) -> list[dict[str, Any]]:
     return [
         _statement("SweepIndex", ["dynamodb:Query"], [f"{arns.table}/index/GSI3"]),
         _statement("ImageTable", ["dynamodb:UpdateItem"], [arns.table]),
-        _statement("StrayUploads", ["s3:DeleteObject"], [f"{arns.upload_bucket}/uploads/*"]),
+        # Looks for the file of an overdue pending image (HeadObject), removes a stray one.
+        _statement("Uploads", ["s3:GetObject", "s3:DeleteObject"], [f"{arns.upload_bucket}/uploads/*"]),
+        # Hands an upload that arrived but was never processed back to the processor.
+        _statement("UploadQueue", ["sqs:GetQueueUrl", "sqs:SendMessage"], [arns.queue]),
         _statement("Events", ["sns:Publish"], [arns.topic]),
     ]
 

@@ -47,6 +47,8 @@ def _idempotency_key(user_id: str, key: str) -> dict[str, Any]:
 
 
 SWEEP_SHARDS = 4
+# The failure code of an image no delivery managed to process before its deadline.
+STALLED_CODE = "processing_failed"
 
 
 def sweep_partition(image_id: str) -> str:
@@ -58,7 +60,8 @@ def sweep_due(record: ImageRecord) -> str | None:
     """When the scheduled sweeper must look at a record, if ever.
 
     A pending image: when its upload window closes (it may have to expire). A terminal one
-    whose event is not yet published: at once (the sweep is the outbox's relay).
+    whose event is not yet published: at once (the sweep is the outbox's relay). A
+    processing one: at its processing deadline, which ``start_processing`` sets.
     """
     if record.deleted_at is not None:
         return None
@@ -190,17 +193,21 @@ class ImageRepository:
             bump_version=False,
         )
 
-    def start_processing(self, image_id: str, now: str) -> ImageRecord:
-        """``pending -> processing``; a crashed attempt left ``processing`` and may resume."""
+    def start_processing(self, image_id: str, now: str, deadline: str) -> ImageRecord:
+        """``pending -> processing``; a crashed attempt left ``processing`` and may resume.
+
+        The record stays in the sweep index, due at ``deadline``: if no delivery finishes
+        it by then (each crashed, timed out or went to the dead-letter queue), the sweeper
+        fails it rather than leave it ``processing`` for ever. Every attempt moves it on.
+        """
         return self._update(
             image_id,
-            # Out of the sweep index: an upload that arrived never expires.
             set_values={
                 "status": ImageStatus.PROCESSING.value,
                 "updatedAt": now,
                 "uploadedAt": now,
-                "GSI3PK": None,
-                "GSI3SK": None,
+                "GSI3PK": sweep_partition(image_id),
+                "GSI3SK": deadline,
             },
             expected=(ImageStatus.PENDING, ImageStatus.PROCESSING),
             bump_version=False,
@@ -246,6 +253,31 @@ class ImageRepository:
             extra_condition=("uploadExpiresAt < :closedBefore", {":closedBefore": to_value(closed_before)}),
         )
 
+    def fail_stalled(self, image_id: str, event_id: str, now: str) -> ImageRecord:
+        """``processing -> failed`` for a record whose processing deadline passed."""
+        values: dict[str, Any] = {
+            "status": ImageStatus.FAILED.value,
+            "updatedAt": now,
+            "eventId": event_id,
+            "eventPublished": False,
+            "errorCode": STALLED_CODE,
+            "errorMessage": "The image could not be processed. Upload it again.",
+            "GSI3PK": sweep_partition(image_id),
+            "GSI3SK": now,
+        }
+        return self._update(
+            image_id,
+            set_values=values,
+            expected=(ImageStatus.PROCESSING,),
+            bump_version=False,
+            # The index may be behind: a delivery that started again moved the deadline on.
+            extra_condition=("GSI3SK <= :now", {":now": to_value(now)}),
+        )
+
+    def postpone_sweep(self, image_id: str, due: str) -> ImageRecord:
+        """Look at a pending image again at ``due`` (its upload was handed back to the queue)."""
+        return self._update(image_id, set_values={"GSI3SK": due}, expected=(ImageStatus.PENDING,), bump_version=False)
+
     def due_for_sweep(self, partition: str, now: str, limit: int) -> list[ImageRecord]:
         """Records of one sweep partition whose due time has come, oldest first (one Query)."""
         with translated_errors():
@@ -257,14 +289,6 @@ class ImageRepository:
                 Limit=limit,
             )
         return [item_to_record(item) for item in response.get("Items", [])]
-
-    def leave_sweep(self, image_id: str) -> None:
-        with translated_errors():
-            self._client.update_item(
-                TableName=self._table,
-                Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
-                UpdateExpression="REMOVE GSI3PK, GSI3SK",
-            )
 
     def mark_event_published(self, image_id: str, event_id: str) -> None:
         with translated_errors():

@@ -39,6 +39,10 @@ class ObjectStore:
         self._uploads = upload_bucket
         self._images = image_bucket
 
+    @property
+    def upload_bucket(self) -> str:
+        return self._uploads
+
     def presign_upload(self, key: str, content_type: str, size: int, expires_in: int) -> UploadForm:
         """A POST policy that pins the key, the Content-Type and 1..size bytes."""
         # generate_presigned_post signs locally; no request is made.
@@ -76,14 +80,23 @@ class ObjectStore:
                 return None
             raise
 
-    def mark_processed(self, key: str) -> None:
-        """Keep the original of a completed image: out of the lifecycle rule's reach."""
-        with translated_errors():
-            self._client.put_object_tagging(
-                Bucket=self._uploads,
-                Key=key,
-                Tagging={"TagSet": [{"Key": STATE_TAG, "Value": PROCESSED}]},
-            )
+    def mark_processed(self, key: str) -> bool:
+        """Keep the original of a completed image out of the lifecycle rule's reach.
+
+        False when there is no such object any more (the image was deleted meanwhile).
+        """
+        try:
+            with translated_errors():
+                self._client.put_object_tagging(
+                    Bucket=self._uploads,
+                    Key=key,
+                    Tagging={"TagSet": [{"Key": STATE_TAG, "Value": PROCESSED}]},
+                )
+        except ClientError as exc:
+            if error_code(exc) in _MISSING:
+                return False
+            raise
+        return True
 
     def write_image(self, key: str, data: bytes) -> None:
         with translated_errors():
@@ -101,14 +114,21 @@ class ObjectStore:
 
         Deleting a missing key succeeds in S3, so a retried delete finishes cleanly.
         """
-        for bucket, keys in ((self._uploads, [original_key]), (self._images, derived_keys)):
-            with translated_errors():
-                response = self._client.delete_objects(
-                    Bucket=bucket,
-                    Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True},
-                )
-            if response.get("Errors"):
-                raise TransientFailure("some objects could not be deleted; retry the delete")
+        self._delete(self._uploads, [original_key])
+        self.delete_renditions(derived_keys)
+
+    def delete_renditions(self, keys: list[str]) -> None:
+        """Remove renditions that no record refers to (safe to repeat)."""
+        self._delete(self._images, keys)
+
+    def _delete(self, bucket: str, keys: list[str]) -> None:
+        with translated_errors():
+            response = self._client.delete_objects(
+                Bucket=bucket,
+                Delete={"Objects": [{"Key": key} for key in keys], "Quiet": True},
+            )
+        if response.get("Errors"):
+            raise TransientFailure("some objects could not be deleted; retry the delete")
 
     def delete_upload(self, key: str) -> None:
         with translated_errors():

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote_plus
@@ -134,27 +134,39 @@ class ProcessingService:
             logs.warning("no live image record for this upload; ignored")
             return Outcome.IGNORED
         if record.status.is_terminal:
+            if record.status is ImageStatus.COMPLETED:
+                # The same upload form may have been posted again: its fresh copy arrived
+                # tagged unprocessed, and the lifecycle rule would remove the kept original.
+                self._store.mark_processed(key)
             self._announce(record)  # a crash may have come between the transition and the publish
             return Outcome.DUPLICATE
         size = self._store.upload_size(key)
         if size is None:
             logs.warning("upload object is gone; ignored")
             return Outcome.IGNORED
+        now = self._clock()
+        deadline = now + timedelta(seconds=self._settings.processing_deadline_seconds)
         try:
-            record = self._images.start_processing(image_id, format_time(self._clock()))
+            record = self._images.start_processing(image_id, format_time(now), format_time(deadline))
         except ConditionFailed:
             return self._duplicate(image_id)
-        outcome = self._outcome(record, key, size)
+        try:
+            outcome = self._outcome(record, key, size)
+        except _UploadVanished:
+            return self._abandon(record)
         event_id = event_id_for(image_id, outcome.status)
         try:
             record = self._images.finish_processing(image_id, outcome, event_id, format_time(self._clock()))
         except ConditionFailed:
-            # Another delivery finished first and owns the event, or the image was deleted
-            # meanwhile: then the renditions just written belong to nobody.
+            # Another delivery finished first and owns the event, the sweeper failed the
+            # image after its deadline, or it was deleted meanwhile.
             current = self._images.get(image_id)
             if current is None or current.deleted_at is not None:
                 self._store.delete_image_objects(record.upload_key, [record.rendition_key, record.thumbnail_key])
                 return Outcome.IGNORED
+            if outcome.status is ImageStatus.COMPLETED and current.status is not ImageStatus.COMPLETED:
+                # The renditions just written belong to no completed image.
+                self._store.delete_renditions([record.rendition_key, record.thumbnail_key])
             return self._duplicate(image_id)
         logs.info("processing finished", status=outcome.status.value, errorCode=outcome.error_code)
         if outcome.error_code is not None:
@@ -163,6 +175,16 @@ class ProcessingService:
             self._metrics.emit("ImagesCompleted", 1)
         self._announce(record)
         return Outcome(outcome.status.value)
+
+    def _abandon(self, record: ImageRecord) -> Outcome:
+        """The original vanished mid-processing: a DELETE got there first, or it will."""
+        current = self._images.get(record.id)
+        if current is None or current.deleted_at is not None:
+            self._store.delete_image_objects(record.upload_key, [record.rendition_key, record.thumbnail_key])
+            logs.info("image deleted while it was processed; its renditions were removed")
+            return Outcome.IGNORED
+        # A live image without its original: retry; the sweeper fails it at its deadline.
+        raise TransientFailure("the upload object disappeared while it was processed")
 
     def _duplicate(self, image_id: str) -> Outcome:
         current = self._images.get(image_id)
@@ -203,7 +225,8 @@ class ProcessingService:
             wait(writes)
             for write in writes:
                 write.result()  # re-raises a failed write; the message is retried
-        self._store.mark_processed(key)
+        if not self._store.mark_processed(key):
+            raise _UploadVanished()
         return ProcessingOutcome(
             status=ImageStatus.COMPLETED,
             width=result.rendition.width,
@@ -213,6 +236,10 @@ class ProcessingService:
 
     def _announce(self, record: ImageRecord) -> None:
         self._announcer.announce(record)
+
+
+class _UploadVanished(Exception):
+    """The upload object was removed after it was read (by a DELETE, as a rule)."""
 
 
 def _failed(code: str, message: str) -> ProcessingOutcome:

@@ -1,12 +1,20 @@
-"""The scheduled sweep: expires abandoned uploads and relays unpublished events.
+"""The scheduled sweep: settles what the queue could not, and relays unpublished events.
 
 It reads only the sparse GSI3 index, which holds exactly the records that need it:
-pending images (due when their upload window closes) and terminal images whose event
-is not yet published (due at once). Everything it does is safe to repeat.
+
+- pending images, due when their upload window closes: expired when no file arrived, or
+  handed back to the upload queue when the file is there but was never processed (its
+  notification went to the dead-letter queue, or the queue was backed up);
+- processing images, due at their processing deadline: failed, because no delivery
+  finished them (each crashed, timed out or ran out of retries);
+- terminal images whose event is not yet published, due at once: the outbox's relay.
+
+Everything it does is safe to repeat, and one record's fault does not stop the others.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,7 +24,8 @@ from chalicelib.errors import ConditionFailed
 from chalicelib.metrics import NO_METRICS, Metrics
 from chalicelib.models.common import ImageStatus, format_time, parse_time, utc_now
 from chalicelib.models.domain import ImageRecord, event_id_for
-from chalicelib.repositories.images import SWEEP_SHARDS, ImageRepository
+from chalicelib.repositories.images import STALLED_CODE, SWEEP_SHARDS, ImageRepository
+from chalicelib.repositories.queue import UploadQueue
 from chalicelib.repositories.storage import ObjectStore
 from chalicelib.services.announcer import EventAnnouncer
 
@@ -24,8 +33,15 @@ from chalicelib.services.announcer import EventAnnouncer
 @dataclass
 class SweepReport:
     expired: int = 0
+    resubmitted: int = 0
+    failed: int = 0
     announced: int = 0
     not_yet: int = 0
+    errors: int = 0  # records left for the next run because something went wrong
+
+
+class SweepIncomplete(Exception):
+    """Some records could not be swept (each is logged); the next run tries them again."""
 
 
 class Sweeper:
@@ -34,7 +50,9 @@ class Sweeper:
         images: ImageRepository,
         store: ObjectStore,
         announcer: EventAnnouncer,
+        queue: UploadQueue,
         grace: timedelta,
+        processing_deadline: timedelta,
         relay_delay: timedelta = timedelta(seconds=60),
         clock: Callable[[], datetime] = utc_now,
         metrics: Metrics = NO_METRICS,
@@ -42,7 +60,9 @@ class Sweeper:
         self._images = images
         self._store = store
         self._announcer = announcer
+        self._queue = queue
         self._grace = grace
+        self._processing_deadline = processing_deadline
         # The processor publishes right after the transition; relaying only older entries
         # keeps the sweep from racing it into a second delivery.
         self._relay_delay = relay_delay
@@ -53,34 +73,72 @@ class Sweeper:
         report = SweepReport()
         now = self._clock()
         for shard in range(SWEEP_SHARDS):
-            for record in self._images.due_for_sweep(f"SWEEP#{shard}", format_time(now), limit_per_partition):
+            try:
+                due = self._images.due_for_sweep(f"SWEEP#{shard}", format_time(now), limit_per_partition)
+            except Exception:
+                report.errors += 1
+                logs.error("could not read a sweep partition; the next run tries again", exc_info=True, shard=shard)
+                continue
+            for record in due:
                 with logs.log_context(imageId=record.id, userId=record.user_id):
-                    self._sweep_one(record, now, report)
-        if report.expired or report.announced:
-            logs.info("sweep finished", expired=report.expired, announced=report.announced)
+                    try:
+                        self._sweep_one(record, now, report)
+                    except Exception:
+                        report.errors += 1
+                        logs.error("could not sweep a record; the next run tries again", exc_info=True)
+        done = {name: count for name, count in vars(report).items() if count and name != "not_yet"}
+        if done:
+            logs.info("sweep finished", **done)
+        if report.errors:
+            raise SweepIncomplete(f"{report.errors} record(s) could not be swept")
         return report
 
     def _sweep_one(self, record: ImageRecord, now: datetime, report: SweepReport) -> None:
         if record.status is ImageStatus.PENDING:
-            expired = self._expire(record, now)
-            if expired is None:
-                report.not_yet += 1
+            settled = self._settle_pending(record, now, report)
+            if settled is None:
                 return
-            record = expired
-            report.expired += 1
-        elif not record.status.is_terminal:
-            self._images.leave_sweep(record.id)  # processing: the queue owns it now
-            return
+            record = settled
+        elif record.status is ImageStatus.PROCESSING:
+            try:
+                record = self._images.fail_stalled(
+                    record.id, event_id_for(record.id, ImageStatus.FAILED), now=format_time(now)
+                )
+            except ConditionFailed:
+                report.not_yet += 1  # a delivery finished it, or started again, meanwhile
+                return
+            logs.warning("no delivery finished processing the image before its deadline; failed")
+            self._metrics.emit("ProcessingFailures", 1, Reason=STALLED_CODE)
+            report.failed += 1
         elif parse_time(record.updated_at) > now - self._relay_delay:
             report.not_yet += 1  # the processor is publishing it right now
             return
         report.announced += self._announcer.announce(record)
 
-    def _expire(self, record: ImageRecord, now: datetime) -> ImageRecord | None:
+    def _settle_pending(self, record: ImageRecord, now: datetime, report: SweepReport) -> ImageRecord | None:
+        """Expire an abandoned upload (returned, to announce), or resubmit an unprocessed one."""
         # An upload that started just before its window closed may still be arriving.
         closed_before = now - self._grace
         if record.upload_expires_at is None or parse_time(record.upload_expires_at) >= closed_before:
+            report.not_yet += 1
             return None
+        if self._store.upload_size(record.upload_key) is not None:
+            # The file arrived in time; only its processing is missing. Never expire it.
+            self._queue.resubmit(self._store.upload_bucket, record.upload_key)
+            with contextlib.suppress(ConditionFailed):  # processing started meanwhile: it has a deadline
+                self._images.postpone_sweep(record.id, format_time(now + self._processing_deadline))
+            logs.warning("upload arrived but was never processed; handed back to the queue")
+            self._metrics.emit("UploadsResubmitted", 1)
+            report.resubmitted += 1
+            return None
+        expired = self._expire(record, closed_before, now)
+        if expired is None:
+            report.not_yet += 1
+            return None
+        report.expired += 1
+        return expired
+
+    def _expire(self, record: ImageRecord, closed_before: datetime, now: datetime) -> ImageRecord | None:
         try:
             expired = self._images.expire(
                 record.id,
@@ -90,7 +148,7 @@ class Sweeper:
             )
         except ConditionFailed:
             return None  # the upload arrived meanwhile
-        # A file that arrived after the window closed belongs to nobody: remove it.
+        # Nothing can arrive any more (the form expired a grace period ago): drop any stray copy.
         self._store.delete_upload(expired.upload_key)
         logs.info("abandoned upload expired")
         self._metrics.emit("UploadsExpired", 1)

@@ -14,8 +14,9 @@ from datetime import timedelta
 from typing import Any
 
 from chalicelib import aws, dependencies
-from chalicelib.models.common import utc_now
+from chalicelib.models.common import format_time, utc_now
 from chalicelib.repositories.events import EventPublisher
+from chalicelib.repositories.queue import UploadQueue
 from chalicelib.services.announcer import EventAnnouncer
 from chalicelib.services.sweeper import Sweeper
 from chalicelib.settings import get_settings
@@ -42,6 +43,7 @@ IAM_ACTION = {
     "sns.GetSubscriptionAttributes": "sns:GetSubscriptionAttributes",
     "sqs.GetQueueUrl": "sqs:GetQueueUrl",
     "sqs.DeleteMessage": "sqs:DeleteMessage",
+    "sqs.SendMessage": "sqs:SendMessage",
 }
 
 
@@ -105,9 +107,17 @@ def test_each_function_is_granted_exactly_the_kinds_of_calls_its_code_makes(api,
         for body in bodies:
             dependencies.processing_service().handle_message(body)
 
-    abandoned = api.http.post(
-        "/images", headers=headers, body=json.dumps({"filename": "b.jpg", "contentType": "image/jpeg", "size": 10})
-    ).json_body
+    def create_upload(name: str) -> dict[str, Any]:
+        body = {"filename": name, "contentType": "image/jpeg", "size": len(image_bytes())}
+        created: dict[str, Any] = api.http.post("/images", headers=headers, body=json.dumps(body)).json_body
+        return created
+
+    abandoned = create_upload("b.jpg")  # never uploaded: expires
+    unprocessed = create_upload("c.jpg")  # uploaded, its notification lost: handed back to the queue
+    aws_stack.s3.put_object(Bucket=aws_stack.upload_bucket, Key=unprocessed["upload"]["fields"]["key"], Body=b"x")
+    stalled = create_upload("d.jpg")  # processing, and no delivery finished it: failed
+    started = format_time(utc_now())
+    dependencies.image_repository().start_processing(stalled["id"], started, deadline=started)
     later = utc_now() + timedelta(hours=2)
     sweeper = Sweeper(
         dependencies.image_repository(),
@@ -117,14 +127,18 @@ def test_each_function_is_granted_exactly_the_kinds_of_calls_its_code_makes(api,
             EventPublisher(aws.sns(), get_settings().events_topic_arn),
             dependencies.presenter(),
         ),
+        UploadQueue(aws.sqs(), get_settings().upload_queue_name),
         grace=timedelta(minutes=15),
+        processing_deadline=timedelta(hours=1),
         clock=lambda: later,
     )
     with recorded_operations() as sweeper_calls:
-        assert sweeper.run().expired == 1
+        report = sweeper.run()
+    assert (report.expired, report.resubmitted, report.failed) == (1, 1, 1)
     with recorded_operations() as delete_calls:
         assert api.http.delete(f"/images/{image_id}", headers=headers).status_code == 204
-        assert api.http.delete(f"/images/{abandoned['id']}", headers=headers).status_code == 204
+        for other in (abandoned, unprocessed, stalled):
+            assert api.http.delete(f"/images/{other['id']}", headers=headers).status_code == 204
 
     for phase, calls, suffix in [
         ("api", api_calls | delete_calls, ""),

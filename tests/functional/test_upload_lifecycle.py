@@ -53,3 +53,47 @@ def test_the_upload_bucket_expires_unprocessed_uploads(aws_stack):
     assert rule["Filter"]["And"]["Tags"] == [{"Key": "state", "Value": "unprocessed"}]
     assert 1 <= rule["Expiration"]["Days"] <= 7
     assert any(r.get("AbortIncompleteMultipartUpload") for r in rules)
+
+
+def test_posting_the_same_form_again_after_completion_keeps_the_original(uploader, aws_stack):
+    from tests.functional.support import deliver, upload_notifications
+
+    created = uploader.create("alice", size=len(image_bytes()))
+    key = _upload_like_the_form(aws_stack, created, image_bytes())
+    deliver(uploader.api, upload_notifications(aws_stack))
+    assert _state(aws_stack, key) == "processed"
+
+    _upload_like_the_form(aws_stack, created, image_bytes())  # the form is valid for 15 minutes
+    deliver(uploader.api, upload_notifications(aws_stack))
+
+    assert uploader.status(created["id"])["status"] == "completed"
+    assert _state(aws_stack, key) == "processed"  # else the lifecycle rule would delete it
+
+
+def test_a_delete_while_the_image_is_processed_leaves_no_renditions(uploader, aws_stack, api, auth_for):
+    from chalicelib import dependencies
+    from chalicelib.services.processing import ProcessingService, UploadedObject
+    from chalicelib.settings import get_settings
+    from processors import process_image
+
+    created = uploader.create("alice", size=len(image_bytes()))
+    key = _upload_like_the_form(aws_stack, created, image_bytes())
+
+    def deleted_meanwhile(data: bytes, limits: Any) -> Any:
+        result = process_image(data, limits)
+        assert api.http.delete(f"/images/{created['id']}", headers=auth_for("alice")).status_code == 204
+        return result
+
+    processor = ProcessingService(
+        dependencies.image_repository(),
+        dependencies.object_store(),
+        dependencies.event_publisher(),
+        dependencies.presenter(),
+        get_settings(),
+        processor=deleted_meanwhile,
+    )
+    assert processor.handle_object(UploadedObject(aws_stack.upload_bucket, key)) == "ignored"
+
+    assert aws_stack.s3.list_objects_v2(Bucket=aws_stack.image_bucket).get("KeyCount", 0) == 0
+    assert aws_stack.s3.list_objects_v2(Bucket=aws_stack.upload_bucket, Prefix=key).get("KeyCount", 0) == 0
+    assert dependencies.image_repository().get(created["id"]) is None

@@ -120,8 +120,8 @@ class CrashAfterTransition(ImageRepository):
 class CrashAfterStart(ImageRepository):
     """Dies right after ``pending -> processing`` was stored."""
 
-    def start_processing(self, image_id: str, now: str) -> ImageRecord:
-        super().start_processing(image_id, now)
+    def start_processing(self, image_id: str, now: str, deadline: str) -> ImageRecord:
+        super().start_processing(image_id, now, deadline)
         raise SimulatedCrash("after start_processing")
 
 

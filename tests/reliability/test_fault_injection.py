@@ -17,6 +17,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from chalicelib import aws
 from chalicelib.errors import TransientFailure
 from chalicelib.models.domain import rendition_key, thumbnail_key
+from chalicelib.repositories.queue import UploadQueue
 from chalicelib.services.announcer import EventAnnouncer
 from chalicelib.services.processing import Outcome
 from chalicelib.services.sweeper import Sweeper
@@ -104,7 +105,9 @@ def test_after_a_crash_between_the_state_change_and_the_publish_the_sweeper_rela
         processing._images,
         processing._store,
         EventAnnouncer(processing._images, processing._publisher, processing._presenter),
+        UploadQueue(aws.sqs(), settings.upload_queue_name),
         grace=timedelta(seconds=settings.expiry_grace_seconds),
+        processing_deadline=timedelta(seconds=settings.processing_deadline_seconds),
         relay_delay=timedelta(0),
     )
 

@@ -45,6 +45,7 @@ from tests.unit.fakes import (
     FakeObjectStore,
     FakeProcessor,
     FakePublisher,
+    FakeUploadQueue,
     Ids,
     unit_settings,
 )
@@ -67,8 +68,8 @@ class CrashableRepository(FakeImageRepository):
 
     crash_at: str | None = None
 
-    def start_processing(self, image_id: str, now: str) -> ImageRecord:
-        record = super().start_processing(image_id, now)
+    def start_processing(self, image_id: str, now: str, deadline: str) -> ImageRecord:
+        record = super().start_processing(image_id, now, deadline)
         self._maybe_crash("start")
         return record
 
@@ -93,9 +94,6 @@ class CrashableRepository(FakeImageRepository):
         with self._lock:
             due = [r for r in self.records.values() if r.status.is_terminal and not r.event_published]
         return due[:limit]
-
-    def leave_sweep(self, image_id: str) -> None:
-        return None
 
 
 class FakeQueries(ImageQueries):
@@ -196,7 +194,9 @@ class ImagePipeline(RuleBasedStateMachine):
             self.repo,
             self.store,
             EventAnnouncer(self.repo, self.publisher, presenter),
+            FakeUploadQueue(),
             grace=timedelta(minutes=5),
+            processing_deadline=timedelta(hours=1),
             relay_delay=timedelta(0),
             clock=self.clock,
         )

@@ -19,7 +19,8 @@ from chalicelib.models.common import ImageStatus
 from chalicelib.models.domain import IdempotencyRecord, ImageRecord, ProcessingOutcome
 from chalicelib.models.responses import ImageEvent
 from chalicelib.repositories.events import EventPublisher
-from chalicelib.repositories.images import IdempotencyKeyTaken, ImageRepository
+from chalicelib.repositories.images import STALLED_CODE, IdempotencyKeyTaken, ImageRepository
+from chalicelib.repositories.queue import UploadQueue
 from chalicelib.repositories.storage import ObjectStore, UploadForm
 from chalicelib.settings import Settings
 from processors import EncodedImage, ImageRejected, Limits, ProcessedImage
@@ -80,6 +81,7 @@ class FakeImageRepository(ImageRepository):
         self.records: dict[str, ImageRecord] = {}
         self.keys: dict[tuple[str, str], IdempotencyRecord] = {}
         self.create_calls = 0
+        self.deadlines: dict[str, str] = {}  # processing deadlines, as the sweep index holds them
         self.fail_mark_published = 0  # how many mark_event_published calls fail first
         self._before_create = before_create
         self._lock = threading.Lock()
@@ -121,10 +123,11 @@ class FakeImageRepository(ImageRepository):
             image_id, (ImageStatus.PENDING,), {"upload_expires_at": expires_at, "updated_at": now}, bump=False
         )
 
-    def start_processing(self, image_id: str, now: str) -> ImageRecord:
+    def start_processing(self, image_id: str, now: str, deadline: str) -> ImageRecord:
         with self._lock:
             current = self.records.get(image_id)
             uploaded_at = current.uploaded_at if current is not None and current.uploaded_at else now
+            self.deadlines[image_id] = deadline
         return self._apply(
             image_id,
             (ImageStatus.PENDING, ImageStatus.PROCESSING),
@@ -149,6 +152,30 @@ class FakeImageRepository(ImageRepository):
             },
             bump=False,  # ``version`` counts metadata edits (PATCH), not processing
         )
+
+    def fail_stalled(self, image_id: str, event_id: str, now: str) -> ImageRecord:
+        with self._lock:
+            # GSI3SK <= :now: an attempt that started again moved the deadline on.
+            if self.deadlines.get(image_id, now) > now:
+                raise ConditionFailed(image_id)
+        return self._apply(
+            image_id,
+            (ImageStatus.PROCESSING,),
+            {
+                "status": ImageStatus.FAILED,
+                "updated_at": now,
+                "event_id": event_id,
+                "event_published": False,
+                "error_code": STALLED_CODE,
+                "error_message": "The image could not be processed. Upload it again.",
+            },
+            bump=False,
+        )
+
+    def postpone_sweep(self, image_id: str, due: str) -> ImageRecord:
+        with self._lock:
+            self.deadlines[image_id] = due
+        return self._apply(image_id, (ImageStatus.PENDING,), {}, bump=False)
 
     def mark_event_published(self, image_id: str, event_id: str) -> None:
         with self._lock:
@@ -221,9 +248,12 @@ class FakeObjectStore(ObjectStore):
         with self._lock:
             self.images[key] = data
 
-    def mark_processed(self, key: str) -> None:
+    def mark_processed(self, key: str) -> bool:
         with self._lock:
+            if key not in self.uploads:
+                return False
             self.processed.add(key)
+            return True
 
     def delete_upload(self, key: str) -> None:
         with self._lock:
@@ -234,6 +264,21 @@ class FakeObjectStore(ObjectStore):
             self.uploads.pop(original_key, None)
             for key in derived_keys:
                 self.images.pop(key, None)
+
+    def delete_renditions(self, keys: list[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self.images.pop(key, None)
+
+
+class FakeUploadQueue(UploadQueue):
+    """Records what the sweeper hands back to the upload queue."""
+
+    def __init__(self) -> None:
+        self.resubmitted: list[tuple[str, str]] = []
+
+    def resubmit(self, bucket: str, key: str) -> None:
+        self.resubmitted.append((bucket, key))
 
 
 @dataclass
