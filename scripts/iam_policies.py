@@ -76,20 +76,21 @@ def _common(arns: StageArns, function: str) -> list[dict[str, Any]]:
     ]
 
 
+# The indexes the API queries: a user's images and webhooks (GSI1), an album's images
+# (GSI2). Not the sweep index (GSI3): only the sweeper reads it.
+API_INDEXES = ("GSI1", "GSI2")
+
+
 def api_policy(arns: StageArns) -> list[dict[str, Any]]:
     statements = [
+        # Items only (a transaction needs the action of each of its puts, no more; the
+        # code has no ConditionCheck action); the API never queries the table itself.
         _statement(
             "ImageTable",
-            [
-                "dynamodb:GetItem",
-                "dynamodb:PutItem",
-                "dynamodb:UpdateItem",
-                "dynamodb:DeleteItem",
-                "dynamodb:ConditionCheckItem",
-                "dynamodb:Query",
-            ],
-            [arns.table, f"{arns.table}/index/*"],
+            ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+            [arns.table],
         ),
+        _statement("ImageIndexes", ["dynamodb:Query"], [f"{arns.table}/index/{index}" for index in API_INDEXES]),
         # Presigned POSTs are signed with this role: it must be allowed to put the upload
         # (with the tag the POST policy pins).
         _statement(

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
+from fnmatch import fnmatchcase as fnmatch
 from typing import Any
 
 from chalicelib import aws, dependencies
@@ -21,6 +22,7 @@ from chalicelib.services.announcer import EventAnnouncer
 from chalicelib.services.sweeper import Sweeper
 from chalicelib.settings import get_settings
 from scripts import iam_policies
+from scripts.stage_config import stage_environment
 from tests.functional.support import image_bytes
 
 # botocore operation -> the IAM action that authorises it
@@ -151,3 +153,104 @@ def test_each_function_is_granted_exactly_the_kinds_of_calls_its_code_makes(api,
     # The processor and the sweeper cannot do what only the API does.
     assert "sns:Subscribe" not in _granted("prod", "-processor") | _granted("prod", "-sweeper")
     assert "dynamodb:PutItem" not in _granted("prod", "-processor") | _granted("prod", "-sweeper")
+
+
+# -- the API's DynamoDB grants: exactly the actions and the resources its code uses -------
+
+
+@contextmanager
+def recorded_dynamodb_grants(table_arn: str) -> Iterator[set[tuple[str, str]]]:
+    """(IAM action, resource ARN) of every DynamoDB call made meanwhile: a Query on an
+    index needs the index's ARN, and each action of a transaction its own action."""
+    needed: set[tuple[str, str]] = set()
+    transaction_action = {
+        "Put": "dynamodb:PutItem",
+        "Update": "dynamodb:UpdateItem",
+        "Delete": "dynamodb:DeleteItem",
+        "ConditionCheck": "dynamodb:ConditionCheckItem",
+    }
+
+    def record(event_name: str, params: dict[str, Any], **_: Any) -> None:
+        operation = event_name.split(".", 2)[2]
+        if operation == "TransactWriteItems":
+            for action in params["TransactItems"]:
+                needed.update((transaction_action[kind], table_arn) for kind in action)
+        elif operation == "Query" and "IndexName" in params:
+            needed.add(("dynamodb:Query", f"{table_arn}/index/{params['IndexName']}"))
+        else:
+            needed.add((f"dynamodb:{operation}", table_arn))
+
+    client = aws.dynamodb()
+    client.meta.events.register("before-parameter-build.dynamodb", record)
+    try:
+        yield needed
+    finally:
+        client.meta.events.unregister("before-parameter-build.dynamodb", record)
+
+
+def _granted_dynamodb(stage: str, suffix: str) -> set[tuple[str, str]]:
+    document = iam_policies.policy_documents(stage)[f"policy-{stage}{suffix}.json"]
+    return {
+        (action, resource)
+        for statement in document["Statement"]
+        for action in statement["Action"]
+        if action.startswith("dynamodb:")
+        for resource in statement["Resource"]
+    }
+
+
+def test_the_api_is_granted_exactly_the_dynamodb_actions_and_indexes_its_requests_use(api, auth_for):
+    from tests.migration.test_import_endpoint import legacy_body, service_headers
+
+    headers = auth_for("iam")
+    table_arn = iam_policies.StageArns.from_environment("prod", stage_environment("prod")).table
+    with recorded_dynamodb_grants(table_arn) as needed:
+        keyed = {**headers, "Idempotency-Key": "k"}
+        body = json.dumps({"filename": "a.jpg", "contentType": "image/jpeg", "size": 10, "albumId": "a1"})
+        image_id = api.http.post("/images", headers=keyed, body=body).json_body["id"]
+        plain = api.http.post("/images", headers=headers, body=body).json_body["id"]
+        assert api.http.get(f"/images/{image_id}", headers=headers).status_code == 200
+        assert api.http.get(f"/images/{image_id}/status", headers=headers).status_code == 200
+        assert api.http.get("/images?limit=5", headers=headers).status_code == 200
+        assert api.http.get("/images?albumId=a1", headers=headers).status_code == 200
+        patch = json.dumps({"title": "t", "version": 1})
+        assert api.http.patch(f"/images/{image_id}", headers=headers, body=patch).status_code == 200
+        webhook = api.http.post("/webhooks", headers=headers, body=json.dumps({"url": "http://127.0.0.1:9/h"}))
+        assert api.http.get("/webhooks", headers=headers).status_code == 200
+        assert api.http.delete(f"/webhooks/{webhook.json_body['id']}", headers=headers).status_code == 204
+        for deleted in (image_id, plain):
+            assert api.http.delete(f"/images/{deleted}", headers=headers).status_code == 204
+        legacy_id = "0b1e9c4e-5f63-4c2a-9d1b-2f0c8a7e6d5c"
+        for updated_at in ("2022-01-01T00:00:00+00:00", "2023-01-01T00:00:00+00:00"):
+            imported = api.http.put(
+                f"/internal/images/{legacy_id}",
+                headers=service_headers(),
+                body=json.dumps(legacy_body(updatedAt=updated_at)),
+            )
+            assert imported.status_code in (200, 201)
+
+    granted = _granted_dynamodb("prod", "")
+    # Everything the requests did is allowed (IAM resource patterns), and nothing more is
+    # granted: no unused action, no wildcard, no index the API does not query.
+    assert {(a, r) for a, r in needed if not any(a == g and fnmatch(r, p) for g, p in granted)} == set()
+    assert granted - needed == set()
+    assert ("dynamodb:Query", f"{table_arn}/index/GSI3") not in granted  # the sweeper's index
+
+
+def test_every_index_the_api_code_names_is_granted_and_the_sweep_index_only_to_the_sweeper():
+    """A source scan beside the recorded calls: a new query on an index fails here."""
+    import re
+
+    from tests.conftest import PROJECT_ROOT
+
+    named = {
+        path.name: set(re.findall(r'IndexName="(\w+)"', path.read_text()))
+        for path in (PROJECT_ROOT / "chalicelib" / "repositories").glob("*.py")
+    }
+    api_indexes = set().union(*named.values()) - {"GSI3"}
+    assert api_indexes == {"GSI1", "GSI2"}
+    arns = iam_policies.StageArns.from_environment("prod", stage_environment("prod"))
+    api_queries = {r for a, r in _granted_dynamodb("prod", "") if a == "dynamodb:Query"}
+    assert api_queries == {f"{arns.table}/index/{index}" for index in api_indexes}
+    sweeper_queries = {r for a, r in _granted_dynamodb("prod", "-sweeper") if a == "dynamodb:Query"}
+    assert sweeper_queries == {f"{arns.table}/index/GSI3"}
