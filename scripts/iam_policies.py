@@ -62,8 +62,13 @@ class StageArns:
         )
 
 
-def _statement(sid: str, actions: list[str], resources: list[str]) -> dict[str, Any]:
-    return {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": resources}
+def _statement(
+    sid: str, actions: list[str], resources: list[str], condition: dict[str, dict[str, list[str]]] | None = None
+) -> dict[str, Any]:
+    statement: dict[str, Any] = {"Sid": sid, "Effect": "Allow", "Action": sorted(actions), "Resource": resources}
+    if condition:
+        statement["Condition"] = condition
+    return statement
 
 
 def _common(arns: StageArns, function: str) -> list[dict[str, Any]]:
@@ -113,6 +118,16 @@ def processor_policy(arns: StageArns) -> list[dict[str, Any]]:
     return [
         _statement("ImageTable", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [arns.table]),
         _statement("ReadUploads", ["s3:GetObject", "s3:PutObjectTagging"], [f"{arns.upload_bucket}/uploads/*"]),
+        # Without s3:ListBucket, S3 answers HeadObject/GetObject of a missing key with 403
+        # AccessDenied instead of 404, and a message whose upload is gone (the image was
+        # deleted) would be retried into the DLQ instead of being dropped. Listing is
+        # confined to the upload prefix (the key S3 checks for a missing object).
+        _statement(
+            "ListUploads",
+            ["s3:ListBucket"],
+            [arns.upload_bucket],
+            {"StringLike": {"s3:prefix": ["uploads/*"]}},
+        ),
         # Writes renditions; deletes them again when the image was deleted meanwhile.
         _statement("WriteRenditions", ["s3:PutObject", "s3:DeleteObject"], [f"{arns.image_bucket}/images/*"]),
         _statement("DeleteOrphanUploads", ["s3:DeleteObject"], [f"{arns.upload_bucket}/uploads/*"]),

@@ -254,3 +254,79 @@ def test_every_index_the_api_code_names_is_granted_and_the_sweep_index_only_to_t
     assert api_queries == {f"{arns.table}/index/{index}" for index in api_indexes}
     sweeper_queries = {r for a, r in _granted_dynamodb("prod", "-sweeper") if a == "dynamodb:Query"}
     assert sweeper_queries == {f"{arns.table}/index/GSI3"}
+
+
+# -- the processor may list its upload prefix: S3 answers 404, not 403, for a gone upload --
+
+
+def _allows(document: dict[str, Any], action: str, resource: str, context: dict[str, str]) -> bool:
+    """IAM's Allow evaluation for what these policies use: action names, resource
+    patterns, and ``StringLike`` conditions (a key missing from the request fails them)."""
+
+    def condition_holds(condition: dict[str, dict[str, Any]]) -> bool:
+        for operator, keys in condition.items():
+            assert operator == "StringLike", operator  # the only operator the policies use
+            for key, patterns in keys.items():
+                values = [patterns] if isinstance(patterns, str) else patterns
+                if key not in context or not any(fnmatch(context[key], p) for p in values):
+                    return False
+        return True
+
+    return any(
+        statement["Effect"] == "Allow"
+        and action in statement["Action"]
+        and any(fnmatch(resource, pattern) for pattern in statement["Resource"])
+        and condition_holds(statement.get("Condition", {}))
+        for statement in document["Statement"]
+    )
+
+
+def test_the_processor_may_list_exactly_the_upload_prefix_it_reads_so_a_missing_upload_is_a_404(
+    api, aws_stack, auth_for
+):
+    """Without s3:ListBucket, HeadObject/GetObject of a missing key is 403 AccessDenied in
+    AWS and the processor's "upload is gone: ignore the message" path never runs."""
+    headers = auth_for("iam")
+    body = json.dumps({"filename": "a.jpg", "contentType": "image/jpeg", "size": len(image_bytes())})
+    created = api.http.post("/images", headers=headers, body=body).json_body
+    aws_stack.s3.put_object(Bucket=aws_stack.upload_bucket, Key=created["upload"]["fields"]["key"], Body=image_bytes())
+    messages = aws_stack.sqs.receive_message(QueueUrl=aws_stack.queue_url, MaxNumberOfMessages=10)["Messages"]
+    read_keys: set[str] = set()
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        read_keys.add(params["Key"])
+
+    s3 = aws.s3()
+    for operation in ("HeadObject", "GetObject"):
+        s3.meta.events.register(f"before-parameter-build.s3.{operation}", record)
+    try:
+        for message in messages:
+            dependencies.processing_service().handle_message(message["Body"])
+    finally:
+        for operation in ("HeadObject", "GetObject"):
+            s3.meta.events.unregister(f"before-parameter-build.s3.{operation}", record)
+    assert read_keys == {created["upload"]["fields"]["key"]}
+
+    for stage in iam_policies.deployed_stages():
+        document = iam_policies.policy_documents(stage)[f"policy-{stage}-processor.json"]
+        bucket = f"arn:aws:s3:::{stage_environment(stage)['UPLOAD_BUCKET']}"
+        for key in read_keys:
+            assert _allows(document, "s3:GetObject", f"{bucket}/{key}", {}), (stage, key)
+            # The check S3 makes for a missing key: may the caller list that key?
+            assert _allows(document, "s3:ListBucket", bucket, {"s3:prefix": key}), (stage, key)
+        # Listing stays confined to the upload prefix, on the upload bucket only.
+        assert not _allows(document, "s3:ListBucket", bucket, {})
+        assert not _allows(document, "s3:ListBucket", bucket, {"s3:prefix": ""})
+        assert not _allows(document, "s3:ListBucket", bucket, {"s3:prefix": "images/"})
+        image_bucket = f"arn:aws:s3:::{stage_environment(stage)['IMAGE_BUCKET']}"
+        assert not _allows(document, "s3:ListBucket", image_bucket, {"s3:prefix": "uploads/x"})
+        listing = [s for s in document["Statement"] if "s3:ListBucket" in s["Action"]]
+        assert listing == [
+            {
+                "Sid": "ListUploads",
+                "Effect": "Allow",
+                "Action": ["s3:ListBucket"],
+                "Resource": [bucket],
+                "Condition": {"StringLike": {"s3:prefix": ["uploads/*"]}},
+            }
+        ]
