@@ -3,7 +3,8 @@
 Keys (single-table, as the seed data model):
   image         PK=IMAGE#<id>                        SK=METADATA
                 GSI1PK=USER#<userId>   GSI1SK=UPLOADED#<createdAt>   (list a user's images)
-                GSI2PK=ALBUM#<albumId> GSI2SK=UPLOADED#<createdAt>   (list an album)
+                GSI2PK=ALBUM#<len(userId)>#<userId>#<albumId>
+                                       GSI2SK=UPLOADED#<createdAt>   (list one of a user's albums)
   idempotency   PK=IDEMPOTENCY#<userId>              SK=KEY#<key>, ttl=<epoch seconds>
 """
 
@@ -72,6 +73,16 @@ def sweep_due(record: ImageRecord) -> str | None:
     return None
 
 
+def album_partition(user_id: str, album_id: str) -> str:
+    """One album of one user: album ids come from the gallery, and two users may share one.
+
+    The owner is part of the key, so listing an album never reads (or hands out a cursor
+    pointing at) another user's image; the length prefix keeps ("a#b", "c") and ("a", "b#c")
+    apart, since both ids may contain '#'.
+    """
+    return f"ALBUM#{len(user_id)}#{user_id}#{album_id}"
+
+
 def record_to_item(record: ImageRecord) -> dict[str, Any]:
     values: dict[str, Any] = {to_camel(name): value for name, value in record.model_dump(mode="json").items()}
     values.update(
@@ -81,7 +92,7 @@ def record_to_item(record: ImageRecord) -> dict[str, Any]:
         GSI1SK=f"UPLOADED#{record.created_at}",
     )
     if record.album_id:
-        values.update(GSI2PK=f"ALBUM#{record.album_id}", GSI2SK=f"UPLOADED#{record.created_at}")
+        values.update(GSI2PK=album_partition(record.user_id, record.album_id), GSI2SK=f"UPLOADED#{record.created_at}")
     due = sweep_due(record)
     if due is not None:
         values.update(GSI3PK=sweep_partition(record.id), GSI3SK=due)
@@ -396,13 +407,10 @@ class ImageQueries:
                 ExpressionAttributeValues={":pk": to_value(f"USER#{user_id}")},
             )
         else:
-            # Album ids come from the gallery; the owner filter keeps a shared or guessed
-            # album id from ever showing another user's images.
             arguments.update(
                 IndexName="GSI2",
                 KeyConditionExpression="GSI2PK = :pk",
-                FilterExpression="userId = :me",
-                ExpressionAttributeValues={":pk": to_value(f"ALBUM#{album_id}"), ":me": to_value(user_id)},
+                ExpressionAttributeValues={":pk": to_value(album_partition(user_id, album_id))},
             )
         if start is not None:
             arguments["ExclusiveStartKey"] = start
@@ -438,7 +446,7 @@ class ImageQueries:
             else:
                 # The album index sorts like the user index: reuse its sort key.
                 assignments += ["GSI2PK = :albumPk", "GSI2SK = GSI1SK"]
-                values[":albumPk"] = to_value(f"ALBUM#{changes['album_id']}")
+                values[":albumPk"] = to_value(album_partition(user_id, changes["album_id"]))
         expression = "SET " + ", ".join(assignments) + (" REMOVE " + ", ".join(removals) if removals else "")
         try:
             with translated_errors():

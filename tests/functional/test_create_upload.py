@@ -122,7 +122,7 @@ def test_create_stores_pending_items_under_the_documented_keys(api: Any, aws_sta
     assert "GSI2PK" not in item
     album_item = image_item(aws_stack, in_album)
     assert album_item is not None
-    assert album_item["GSI2PK"] == "ALBUM#summer-2026"
+    assert album_item["GSI2PK"] == "ALBUM#5#alice#summer-2026"  # one album of one user
     assert album_item["GSI2SK"].startswith("UPLOADED#")
     assert {i["id"] for i in user_image_items(aws_stack, "alice")} == {plain, in_album}
     assert user_image_items(aws_stack, "bob") == []
@@ -139,3 +139,34 @@ def test_the_upload_url_uses_transfer_acceleration_where_the_stage_enables_it(
     assert ticket.form is not None
     assert ticket.form.url == f"https://{aws_stack.upload_bucket}.s3-accelerate.amazonaws.com/"
     assert ticket.form.fields["key"] == f"uploads/alice/{ticket.record.id}"
+
+
+def test_reindexing_moves_records_with_the_old_album_key_into_their_owners_album(
+    api: Any, aws_stack: Stack, auth_for: AuthFor
+) -> None:
+    from scripts.reindex_albums import reindex
+
+    image_id = post_image(api, auth_for("alice"), albumId="summer-2026").json_body["id"]
+    current = post_image(api, auth_for("alice"), albumId="summer-2026").json_body["id"]
+    key = {"PK": {"S": f"IMAGE#{image_id}"}, "SK": {"S": "METADATA"}}
+    aws_stack.dynamodb.update_item(  # as a release before the per-owner key wrote it
+        TableName=aws_stack.table_name,
+        Key=key,
+        UpdateExpression="SET GSI2PK = :old",
+        ExpressionAttributeValues={":old": {"S": "ALBUM#summer-2026"}},
+    )
+
+    def album() -> list[str]:
+        response = api.http.get("/images?albumId=summer-2026", headers=auth_for("alice"))
+        return [image["id"] for image in response.json_body["images"]]
+
+    assert album() == [current]
+    counted = reindex(aws_stack.dynamodb, aws_stack.table_name, apply=False)
+    assert (counted.scanned, counted.stale, counted.rewritten) == (2, 1, 0)
+    assert album() == [current]  # counting changes nothing
+
+    applied = reindex(aws_stack.dynamodb, aws_stack.table_name, apply=True)
+
+    assert (applied.stale, applied.rewritten) == (1, 1)
+    assert album() == [current, image_id]
+    assert reindex(aws_stack.dynamodb, aws_stack.table_name, apply=True).stale == 0
