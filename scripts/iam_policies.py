@@ -114,20 +114,22 @@ def api_policy(arns: StageArns) -> list[dict[str, Any]]:
     return statements
 
 
+def _list_uploads(arns: StageArns) -> dict[str, Any]:
+    """Without s3:ListBucket, S3 answers HeadObject/GetObject of a missing key with 403
+    AccessDenied instead of 404. Listing is confined to the upload prefix (S3 checks the
+    missing object's key as ``s3:prefix``)."""
+    return _statement(
+        "ListUploads", ["s3:ListBucket"], [arns.upload_bucket], {"StringLike": {"s3:prefix": ["uploads/*"]}}
+    )
+
+
 def processor_policy(arns: StageArns) -> list[dict[str, Any]]:
     return [
         _statement("ImageTable", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [arns.table]),
         _statement("ReadUploads", ["s3:GetObject", "s3:PutObjectTagging"], [f"{arns.upload_bucket}/uploads/*"]),
-        # Without s3:ListBucket, S3 answers HeadObject/GetObject of a missing key with 403
-        # AccessDenied instead of 404, and a message whose upload is gone (the image was
-        # deleted) would be retried into the DLQ instead of being dropped. Listing is
-        # confined to the upload prefix (the key S3 checks for a missing object).
-        _statement(
-            "ListUploads",
-            ["s3:ListBucket"],
-            [arns.upload_bucket],
-            {"StringLike": {"s3:prefix": ["uploads/*"]}},
-        ),
+        # A message whose upload is gone (the image was deleted) is dropped, not retried
+        # into the DLQ: that needs the 404.
+        _list_uploads(arns),
         # Writes renditions; deletes them again when the image was deleted meanwhile.
         _statement("WriteRenditions", ["s3:PutObject", "s3:DeleteObject"], [f"{arns.image_bucket}/images/*"]),
         _statement("DeleteOrphanUploads", ["s3:DeleteObject"], [f"{arns.upload_bucket}/uploads/*"]),
@@ -146,6 +148,8 @@ def sweeper_policy(arns: StageArns) -> list[dict[str, Any]]:
         _statement("ImageTable", ["dynamodb:UpdateItem"], [arns.table]),
         # Looks for the file of an overdue pending image (HeadObject), removes a stray one.
         _statement("Uploads", ["s3:GetObject", "s3:DeleteObject"], [f"{arns.upload_bucket}/uploads/*"]),
+        # No file must be a 404 (the image expires), not a 403 that fails every sweep.
+        _list_uploads(arns),
         # Hands an upload that arrived but was never processed back to the processor.
         _statement("UploadQueue", ["sqs:GetQueueUrl", "sqs:SendMessage"], [arns.queue]),
         _statement("Events", ["sns:Publish"], [arns.topic]),

@@ -330,3 +330,20 @@ def test_the_processor_may_list_exactly_the_upload_prefix_it_reads_so_a_missing_
                 "Condition": {"StringLike": {"s3:prefix": ["uploads/*"]}},
             }
         ]
+
+
+def test_the_sweeper_may_look_for_an_overdue_upload_and_gets_a_404_when_there_is_none(api, aws_stack, auth_for):
+    """The sweep HEADs the upload of every overdue pending image: a 403 for a missing file
+    (no s3:ListBucket) would fail each sweep instead of expiring the image."""
+    headers = auth_for("iam")
+    body = json.dumps({"filename": "a.jpg", "contentType": "image/jpeg", "size": 10})
+    created = api.http.post("/images", headers=headers, body=body).json_body
+    key = created["upload"]["fields"]["key"]
+    assert dependencies.object_store().upload_size(key) is None  # the sweep's check: a 404 in moto
+
+    for stage in iam_policies.deployed_stages():
+        document = iam_policies.policy_documents(stage)[f"policy-{stage}-sweeper.json"]
+        bucket = f"arn:aws:s3:::{stage_environment(stage)['UPLOAD_BUCKET']}"
+        assert _allows(document, "s3:GetObject", f"{bucket}/{key}", {}), stage
+        assert _allows(document, "s3:ListBucket", bucket, {"s3:prefix": key}), stage
+        assert not _allows(document, "s3:ListBucket", bucket, {"s3:prefix": "images/"}), stage
