@@ -7,6 +7,11 @@ The import token may write legacy images only. Legacy ids are PostgreSQL ``uuid`
 (``gallery_images.id``), so a ULID, the service's own kind of id, is refused outright
 (400); and a stored record that was not imported, or that another user owns, is never
 replaced (403, below): an import can neither take over an image nor change its owner.
+
+The legacy object keys must be under ``images/`` in the image bucket, where the legacy
+objects are copied (docs/migration.md) and the only prefix the API role may delete
+(``scripts/iam_policies.py``, statement ``Renditions``): a migrated image's DELETE removes
+the objects at those keys, and a key elsewhere could never be deleted.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ from chalicelib.repositories.imports import ImportRepository, UpsertOutcome, Ups
 
 IMPORT_SCOPE = "images:import"
 _LEGACY_ID = re.compile(UUID_PATTERN)
+# The image bucket's prefix the API role may delete (scripts/iam_policies.py, "Renditions").
+LEGACY_KEY_PREFIX = "images/"
 
 
 class StaleUpdate(DomainError):
@@ -42,6 +49,21 @@ class ImportRefused(Forbidden):
 def is_legacy_id(image_id: str) -> bool:
     """A legacy gallery id: a UUID in PostgreSQL's text form (lower case, hyphenated)."""
     return _LEGACY_ID.fullmatch(image_id) is not None
+
+
+def object_key_problems(request: ImportImageRequest) -> list[FieldProblem]:
+    """The legacy object keys that an import must refuse: outside ``images/`` (the
+    image's DELETE could not remove the object), or with a ``.`` or ``..`` segment
+    (``imageUrl`` would resolve to another path than the object's)."""
+    problems = []
+    for field, key in (("imageKey", request.image_key), ("thumbnailKey", request.thumbnail_key)):
+        if key is None:
+            continue
+        if not key.startswith(LEGACY_KEY_PREFIX) or key == LEGACY_KEY_PREFIX:
+            problems.append(FieldProblem(field=field, message=f"must be an object key under {LEGACY_KEY_PREFIX!r}"))
+        elif any(segment in (".", "..") for segment in key.split("/")):
+            problems.append(FieldProblem(field=field, message="must not have '.' or '..' path segments"))
+    return problems
 
 
 def grants_import(scopes: Iterable[str]) -> bool:
@@ -102,6 +124,13 @@ class ImportService:
             raise ValidationFailed(
                 "The image id must be a legacy gallery UUID (lower case, with hyphens).",
                 [FieldProblem(field="id", message="must be a lower-case UUID")],
+            )
+        problems = object_key_problems(request)
+        if problems:
+            raise ValidationFailed(
+                f"Legacy objects must be in the image bucket under {LEGACY_KEY_PREFIX!r} "
+                "(copy them there first; see the migration guide).",
+                problems,
             )
         result = self._repository.upsert(build_record(image_id, request))
         if result.outcome is UpsertOutcome.CONFLICT:
