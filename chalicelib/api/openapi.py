@@ -163,7 +163,8 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                     "in": "header",
                     "required": False,
                     "description": 'The version last seen, quoted: "3" (instead of the body\'s version).',
-                    "schema": {"type": "string", "pattern": '^\\s*(W/)?"?[1-9][0-9]{0,17}"?\\s*$'},
+                    # Up to 16 digits: MAX_VERSION's; a larger number is a 400.
+                    "schema": {"type": "string", "pattern": '^\\s*(W/)?"?[1-9][0-9]{0,15}"?\\s*$'},
                 },
             ],
         ),

@@ -24,6 +24,9 @@ MediaType = Annotated[
 ]
 LegacyUserId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^/]+$")]
 Dimension = Annotated[StrictInt, Field(ge=0, le=1_000_000)]
+# S3's largest object, 5 TiB: no legacy image is larger. The bound also keeps the number
+# within what DynamoDB stores (38 digits).
+MAX_OBJECT_BYTES = 5 * 1024**4
 
 
 class ImportImageRequest(CamelModel):
@@ -40,7 +43,7 @@ class ImportImageRequest(CamelModel):
     )
     original_filename: Annotated[str, Field(min_length=1, max_length=1024)]
     content_type: MediaType
-    file_size: Annotated[StrictInt, Field(ge=0)]
+    file_size: Annotated[StrictInt, Field(ge=0, le=MAX_OBJECT_BYTES)]
     image_key: ObjectKey
     thumbnail_key: ObjectKey | None = None
     width: Dimension | None = None

@@ -23,6 +23,12 @@ def _whole_number(value: object) -> object:
 # The bound sits on the int itself so that the JSON schema shows it as ``minimum``.
 PositiveWholeNumber = Annotated[int, Field(ge=1), BeforeValidator(_whole_number)]
 
+# The largest version a client may send: Number.MAX_SAFE_INTEGER, the largest integer a
+# JavaScript client holds exactly. Versions count edits one by one and never get near it;
+# the bound keeps absurd numbers (DynamoDB numbers hold 38 digits) from reaching the table.
+MAX_VERSION = 2**53 - 1
+Version = Annotated[int, Field(ge=1, le=MAX_VERSION), BeforeValidator(_whole_number)]
+
 # Printable text (no C0/C1 control characters) with at least one character that is not
 # whitespace: these fields are trimmed, and must not come out empty. A pattern, so OpenAPI
 # says it too. The whitespace is Unicode's White_Space, what pydantic-core's trim removes,
@@ -75,7 +81,7 @@ class UpdateImageRequest(CamelModel):
     description: Description | None = None
     tags: Tags | None = None
     album_id: AlbumId | None = None
-    version: PositiveWholeNumber | None = None
+    version: Version | None = None
 
     def changes(self) -> dict[str, object]:
         """The fields the client sent (an explicit null clears title, description or album)."""

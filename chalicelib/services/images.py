@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
 
 from chalicelib import logs
-from chalicelib.errors import Forbidden, NotFound, PreconditionRequired, ValidationFailed, VersionConflict
+from chalicelib.errors import FieldProblem, Forbidden, NotFound, PreconditionRequired, ValidationFailed, VersionConflict
 from chalicelib.models.common import format_time, is_image_id, utc_now
 from chalicelib.models.domain import ImageRecord
-from chalicelib.models.requests import ListImagesQuery, UpdateImageRequest
+from chalicelib.models.requests import MAX_VERSION, ListImagesQuery, UpdateImageRequest
 from chalicelib.repositories.cdn import CdnInvalidator
 from chalicelib.repositories.images import ImageQueries, ImageRepository, WriteRejected
 from chalicelib.repositories.storage import ObjectStore
@@ -113,14 +114,25 @@ class ImageService:
         logs.info("image deleted", imageId=image_id)
 
 
+# ASCII digits only (str.isdigit also takes "²" and "١"), and few enough to parse cheaply.
+_VERSION_TEXT = re.compile(r"[0-9]{1,20}")
+
+
+def _if_match_version(if_match: str | None) -> int | None:
+    """The version of ``If-Match: "3"`` (weak ``W/"3"`` accepted); None when absent or blank."""
+    if if_match is None or not if_match.strip():
+        return None
+    text = if_match.strip().removeprefix("W/").strip('"')
+    if _VERSION_TEXT.fullmatch(text) is None or not 1 <= int(text) <= MAX_VERSION:
+        raise ValidationFailed(
+            'If-Match must be a quoted version, e.g. If-Match: "3".',
+            [FieldProblem(field="If-Match", message=f'must be a quoted version from 1 to {MAX_VERSION}, e.g. "3"')],
+        )
+    return int(text)
+
+
 def _expected_version(body_version: int | None, if_match: str | None) -> int:
-    header_version = None
-    if if_match is not None and if_match.strip():
-        text = if_match.strip()
-        text = text.removeprefix("W/").strip('"')
-        if not text.isdigit() or int(text) < 1:
-            raise ValidationFailed('If-Match must be a quoted version, e.g. If-Match: "3".')
-        header_version = int(text)
+    header_version = _if_match_version(if_match)
     if body_version is not None and header_version is not None and body_version != header_version:
         raise ValidationFailed("The body's version and the If-Match header disagree.")
     version = body_version if body_version is not None else header_version

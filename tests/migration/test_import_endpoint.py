@@ -166,8 +166,13 @@ def test_an_import_never_overwrites_a_newer_edit_made_in_the_image_service(api: 
     assert stored["title"] == "Edited"
 
 
+MAX_OBJECT_BYTES = 5 * 1024**4  # 5 TiB, S3's largest object
+
 INVALID_FIELDS: list[tuple[dict[str, Any], str]] = [
     ({"fileSize": -1}, "fileSize"),
+    ({"fileSize": MAX_OBJECT_BYTES + 1}, "fileSize"),
+    ({"fileSize": 10**40}, "fileSize"),
+    ({"width": 10**40}, "width"),
     ({"imageKey": ""}, "imageKey"),
     ({"imageKey": "/absolute/key.jpg"}, "imageKey"),
     ({"contentType": "jpeg"}, "contentType"),
@@ -193,3 +198,10 @@ def test_an_id_that_is_neither_uuid_nor_ulid_is_refused_with_400(api: Any) -> No
 
     assert response.status_code == 400
     assert json.loads(response.body)["error"]["details"][0]["field"] == "id"
+
+
+def test_a_file_of_s3s_largest_object_size_is_imported(api: Any) -> None:
+    response = put(api, str(uuid.uuid4()), legacy_body(fileSize=MAX_OBJECT_BYTES))
+
+    assert response.status_code == 201, response.body
+    assert json.loads(response.body)["fileSize"] == MAX_OBJECT_BYTES
