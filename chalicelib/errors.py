@@ -26,13 +26,19 @@ class DomainError(Exception):
 
 
 class ValidationFailed(DomainError):
+    """A 400 that names what is wrong: API.md gives every validation error ``details``.
+
+    ``details`` is required; a problem of the body as a whole (not JSON, nothing to update)
+    names the field ``body``. An empty sequence still answers with one detail, on ``body``.
+    """
+
     status_code = 400
     code = "validation_error"
     default_message = "The request is not valid."
 
-    def __init__(self, message: str | None = None, details: Sequence[FieldProblem] = ()) -> None:
+    def __init__(self, message: str, details: Sequence[FieldProblem]) -> None:
         super().__init__(message)
-        self.details = tuple(details)
+        self.details = tuple(details) or (FieldProblem(field="body", message=self.message),)
 
 
 class UnsupportedMediaType(DomainError):

@@ -73,14 +73,18 @@ def parse_body[M: BaseModel](request: Request, model: type[M]) -> M:
     """Validate the JSON body into ``model``; any problem is a 400 naming the fields."""
     raw = request.raw_body
     if not raw:
-        raise ValidationFailed("The request body must be a JSON object.")
+        raise _body_problem("The request body must be a JSON object.", "is empty; send a JSON object")
     try:
         payload = json.loads(raw)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, absurd nesting
-        raise ValidationFailed("The request body is not valid JSON.") from exc
+        raise _body_problem("The request body is not valid JSON.", "is not valid JSON") from exc
     if not isinstance(payload, dict):
-        raise ValidationFailed("The request body must be a JSON object.")
+        raise _body_problem("The request body must be a JSON object.", "must be a JSON object")
     return _validate(model, payload, "request body")
+
+
+def _body_problem(message: str, detail: str) -> ValidationFailed:
+    return ValidationFailed(message, [FieldProblem(field="body", message=detail)])
 
 
 def parse_query[M: BaseModel](request: Request, model: type[M]) -> M:

@@ -77,7 +77,10 @@ class ImageService:
         version = _expected_version(request.version, if_match)
         changes = request.changes()
         if not changes:
-            raise ValidationFailed("Nothing to update: send at least one of title, description, tags, albumId.")
+            raise ValidationFailed(
+                "Nothing to update: send at least one of title, description, tags, albumId.",
+                [FieldProblem(field="body", message="send at least one of title, description, tags, albumId")],
+            )
         try:
             record = self._queries.update_metadata(image_id, user_id, changes, version, format_time(self._clock()))
         except WriteRejected as rejected:
@@ -134,7 +137,15 @@ def _if_match_version(if_match: str | None) -> int | None:
 def _expected_version(body_version: int | None, if_match: str | None) -> int:
     header_version = _if_match_version(if_match)
     if body_version is not None and header_version is not None and body_version != header_version:
-        raise ValidationFailed("The body's version and the If-Match header disagree.")
+        raise ValidationFailed(
+            "The body's version and the If-Match header disagree.",
+            [
+                FieldProblem(field="version", message=f"is {body_version}, but If-Match says {header_version}"),
+                FieldProblem(
+                    field="If-Match", message=f"says {header_version}, but the body's version is {body_version}"
+                ),
+            ],
+        )
     version = body_version if body_version is not None else header_version
     if version is None:
         raise PreconditionRequired()

@@ -80,10 +80,14 @@ def test_values_at_the_documented_limits_are_accepted(api: Any, auth_for: AuthFo
 
 
 def test_a_body_that_is_not_a_json_object_is_400(api: Any, auth_for: AuthFor) -> None:
-    for raw in ("{bad json", '{"filename": "a.jpg",}', "[]", "[1, 2]", "null", "1", '"text"', "", "\ufeff{}"):
+    for raw in ("{bad json", '{"filename": "a.jpg",}', "[]", "[1, 2]", "null", "1", '"text"', ""):
         response = api.http.post("/images", headers=auth_for("alice"), body=raw)
 
-        error_of(response, 400, "validation_error")
+        error = error_of(response, 400, "validation_error")
+        assert fields_named(error) == {"body"}, (raw, error)
+    # A byte order mark is skipped: an empty object, which lacks the required fields.
+    response = api.http.post("/images", headers=auth_for("alice"), body="\ufeff{}")
+    assert fields_named(error_of(response, 400, "validation_error")) == {"filename", "contentType", "size"}
 
 
 def test_an_idempotency_key_too_long_or_with_non_printable_characters_is_400(
@@ -131,7 +135,7 @@ def test_no_bad_input_ever_gets_a_5xx_or_leaks_internals(api: Any, auth_for: Aut
 def test_a_deeply_nested_json_body_is_400_not_500(api: Any, auth_for: AuthFor) -> None:
     response = api.http.post("/images", headers=auth_for("alice"), body='{"a": ' * 5000 + "1" + "}" * 5000)
 
-    error_of(response, 400, "validation_error")
+    assert fields_named(error_of(response, 400, "validation_error")) == {"body"}
 
 
 def test_an_internal_failure_is_a_500_without_internals(api: Any, aws_stack: Stack, auth_for: AuthFor) -> None:

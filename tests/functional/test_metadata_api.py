@@ -55,3 +55,32 @@ def test_an_if_match_that_is_not_a_version_is_400_naming_if_match(api: Any, auth
 
         error = error_of(response, 400, "validation_error")
         assert fields_named(error) == {"If-Match"}, (value[:60], error)
+
+
+def test_a_body_version_and_an_if_match_that_disagree_are_400_naming_both(api: Any, auth_for: AuthFor) -> None:
+    image_id = new_image(api, auth_for)
+
+    response = patch(api, image_id, {**auth_for("alice"), "If-Match": '"2"'}, {"title": "x", "version": 1})
+
+    error = error_of(response, 400, "validation_error")
+    assert fields_named(error) == {"version", "If-Match"}, error
+
+
+def test_nothing_to_update_is_400_with_a_detail_on_the_body(api: Any, auth_for: AuthFor) -> None:
+    image_id = new_image(api, auth_for)
+
+    for headers, body in ((auth_for("alice"), {"version": 1}), ({**auth_for("alice"), "If-Match": '"1"'}, {})):
+        response = patch(api, image_id, headers, body)
+
+        error = error_of(response, 400, "validation_error")
+        assert fields_named(error) == {"body"}, error
+
+
+def test_a_patch_body_that_is_not_a_json_object_is_400_with_a_detail_on_the_body(api: Any, auth_for: AuthFor) -> None:
+    image_id = new_image(api, auth_for)
+
+    for raw in ("", "{bad json", "[]", "null", '"text"', "1"):
+        response = patch(api, image_id, auth_for("alice"), raw)
+
+        error = error_of(response, 400, "validation_error")
+        assert fields_named(error) == {"body"}, (raw, error)

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from chalicelib.errors import FieldProblem, ValidationFailed
 from chalicelib.models.imports import MAX_OBJECT_BYTES, ImportImageRequest
 from chalicelib.models.requests import MAX_VERSION, ListImagesQuery, UpdateImageRequest
 
@@ -54,3 +55,11 @@ def test_an_imported_file_of_s3s_largest_object_size_is_accepted() -> None:
 @pytest.mark.parametrize("limit", ["9" * 50, "0", "101", "1e400"])
 def test_a_list_limit_outside_1_to_100_is_refused(limit: str) -> None:
     assert refused_fields(ListImagesQuery, {"limit": limit}) == {"limit"}
+
+
+def test_a_validation_error_always_names_a_field() -> None:
+    named = ValidationFailed("Bad.", [FieldProblem("title", "too long")])
+    unnamed = ValidationFailed("The request is not valid.", [])
+
+    assert named.details == (FieldProblem("title", "too long"),)
+    assert unnamed.details == (FieldProblem("body", "The request is not valid."),)
