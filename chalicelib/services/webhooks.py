@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import re
+import socket
 from collections.abc import Callable
 from datetime import datetime
 from typing import NamedTuple
@@ -19,13 +21,69 @@ from chalicelib.repositories.webhooks import SubscriptionGateway, WebhookReposit
 MAX_WEBHOOKS_PER_USER = 10
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
+# A DNS label in ASCII (IDNs in their xn-- form): letters, digits, inner hyphens.
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+# A last label that makes URL parsers (WHATWG's, curl's) read the host as an IPv4 address.
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
+# Names that never lead to a public host: RFC 6761 (localhost), RFC 6762 (mDNS), RFC 8375,
+# ICANN's private-use .internal, and the usual /etc/hosts domain.
+_PRIVATE_SUFFIXES = ("localhost", "local", "internal", "home.arpa", "localdomain")
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
-def _is_private(host: str) -> bool:
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
+IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries (mapped, 6to4, Teredo, NAT64), if any."""
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _is_public_address(address: IpAddress) -> bool:
+    if not address.is_global or address.is_multicast:
         return False
-    return address.is_private or address.is_loopback or address.is_link_local or address.is_reserved
+    embedded = _embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else None
+    return embedded is None or _is_public_address(embedded)
+
+
+def public_host_problem(host: str) -> str | None:
+    """Why ``host`` (a URL's lower-cased hostname) is not a public host, or None.
+
+    Without DNS (SNS makes the delivery; this Lambda never connects): an address literal
+    in any spelling an HTTP client accepts (dotted, shortened ``127.1``, integer, hex,
+    octal, IPv6 with an embedded IPv4) must be globally routable; a name must be made of
+    ASCII DNS labels, have at least two of them, and not be under ``localhost`` or
+    another private-use name. Anything else (percent-encoding, full-width digits or
+    dots that IDNA would map onto an address, empty labels) is refused.
+    """
+    if ":" in host:  # an IPv6 literal (urlsplit drops the brackets)
+        try:
+            address: IpAddress = ipaddress.IPv6Address(host)
+        except ValueError:
+            return "The URL's host is not a valid address."
+        return None if _is_public_address(address) else "Webhooks must point at a public host."
+    name = host[:-1] if host.endswith(".") else host  # the fully qualified form of a name
+    labels = name.split(".")
+    if not all(_LABEL.fullmatch(label) for label in labels):
+        return "The URL's host must be a DNS name in ASCII (IDNs in their xn-- form) or an IP address."
+    if _NUMERIC_LABEL.fullmatch(labels[-1]):
+        try:  # inet_aton reads every IPv4 spelling: 127.1, 2130706433, 0x7f000001, 0177.0.0.1
+            address = ipaddress.IPv4Address(socket.inet_aton(name))
+        except OSError:
+            return "The URL's host is not a valid address."
+        return None if _is_public_address(address) else "Webhooks must point at a public host."
+    if any(name == suffix or name.endswith(f".{suffix}") for suffix in _PRIVATE_SUFFIXES):
+        return "Webhooks must point at a public host."
+    if len(labels) < 2:
+        return "Webhooks must point at a public host with a fully qualified name, like hooks.example.com."
+    return None
 
 
 class Webhook(NamedTuple):
@@ -59,8 +117,9 @@ def check_webhook_url(url: str, local_stage: bool) -> str:
         return url
     if scheme != "https":
         raise bad("Webhooks must use https.")
-    if host in _LOOPBACK_HOSTS or _is_private(host):
-        raise bad("Webhooks must point at a public host.")
+    problem = public_host_problem(host)
+    if problem is not None:
+        raise bad(problem)
     return url
 
 

@@ -84,6 +84,81 @@ def test_unsafe_or_non_https_urls_are_refused_in_aws_stages(url):
     assert [d.field for d in refused.value.details] == ["url"]
 
 
+# Hosts that reach loopback, private, shared or link-local addresses (or nothing public)
+# once an HTTP client parses them, though they are not the dotted quads a naive check
+# recognises. SNS delivers the webhook, so SNS's own HTTP client would be the one fooled.
+NON_PUBLIC_HOSTS = [
+    "127.1",  # shortened dotted form
+    "2130706433",  # 32-bit integer
+    "0x7f000001",  # hex
+    "0177.0.0.1",  # octal
+    "0x7f.1",  # mixed
+    "0",  # 0.0.0.0
+    "127.0.0.1.",  # trailing dot
+    "08.0.0.1",  # ends in a number yet no valid address: refused, not taken as a name
+    "1.2.3.4.5",
+    "100.64.0.1",  # shared address space (carrier-grade NAT): not private, not global
+    "192.0.2.1",  # documentation
+    "0.0.0.0",  # noqa: S104 - a host to refuse, not one to bind
+    "224.0.0.1",  # multicast
+    "255.255.255.255",
+    "[::]",
+    "[::ffff:127.0.0.1]",  # IPv4-mapped
+    "[::ffff:7f00:1]",
+    "[2002:7f00:1::]",  # 6to4 of 127.0.0.1
+    "[64:ff9b::a00:5]",  # NAT64 of 10.0.0.5
+    "[2001:0:4136:e378:8000:63bf:3fff:fdd2]",  # Teredo
+    "[fe80::1%25eth0]",  # link-local with a zone
+    "[fc00::1]",  # unique local
+    "localhost.",
+    "LOCALHOST",
+    "foo.localhost",
+    "foo.localhost.",
+    "printer.local",  # mDNS
+    "db.internal",
+    "router.home.arpa",
+    "intranet",  # single label: resolved through search domains, never a public name
+    "metadata",
+    "intranet.",
+    "a..example.com",
+    ".example.com",
+    "%31%32%37.0.0.1",  # percent-encoded (WHATWG URL parsers decode it)
+    "\uff11\uff12\uff17.\uff10.\uff10.\uff11",  # full-width digits (IDNA maps them to 127.0.0.1)
+    "127\u30020\u30020\u30021",  # ideographic full stops
+    "ex_ample.com",
+    "-example.com",
+]
+
+
+@pytest.mark.parametrize("host", NON_PUBLIC_HOSTS)
+def test_hosts_that_are_not_public_in_any_spelling_are_refused_in_aws_stages(host):
+    with pytest.raises(ValidationFailed) as refused:
+        check_webhook_url(f"https://{host}/hook", local_stage=False)
+    assert [d.field for d in refused.value.details] == ["url"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://8.8.8.8/hook",  # a global address literal is fine
+        "https://[2606:4700:4700::1111]/hook",
+        "https://example.com./hook",  # a fully qualified public name
+        "https://Hooks.Example.COM/hook",
+        "https://xn--bcher-kva.example/hook",  # IDNA, in its ASCII form
+        "https://a-b.c0.example.co.uk:8443/x",
+        "https://1password.example/hook",  # labels may start with a digit
+    ],
+)
+def test_public_hosts_in_other_valid_spellings_are_accepted(url):
+    assert check_webhook_url(url, local_stage=False) == url
+
+
+@pytest.mark.parametrize("host", ["127.1", "2130706433", "foo.localhost", "10.0.0.5", "example.com"])
+def test_the_local_stage_still_accepts_only_its_loopback_names(host):
+    with pytest.raises(ValidationFailed):
+        check_webhook_url(f"http://{host}:9000/hook", local_stage=True)
+
+
 def test_the_local_stage_delivers_to_loopback_only():
     assert check_webhook_url("http://127.0.0.1:9000/hook", local_stage=True)
     assert check_webhook_url("http://localhost:9000/hook", local_stage=True)
