@@ -57,9 +57,10 @@ class CreateImageRequest(CamelModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     filename: Filename
-    # Checked against the allow-list by the service, so the error is
-    # ``unsupported_media_type`` rather than a generic validation error.
-    content_type: Annotated[str, Field(min_length=1, max_length=255, examples=list(ALLOWED_CONTENT_TYPES))]
+    # Any string: the service checks it against the allow-list, so that every string outside
+    # it (empty and over-long ones too) is ``unsupported_media_type``, as API.md says. A value
+    # that is not a string at all is a ``validation_error``.
+    content_type: Annotated[str, Field(examples=list(ALLOWED_CONTENT_TYPES))]
     size: Annotated[PositiveWholeNumber, Field(description="Exact byte size the client will upload.")]
     title: Title | None = None
     description: Description | None = None

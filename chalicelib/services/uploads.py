@@ -58,9 +58,9 @@ class UploadService:
 
     def create(self, user_id: str, request: CreateImageRequest, idempotency_key: str | None) -> UploadTicket:
         if request.content_type.lower() not in ALLOWED_CONTENT_TYPES:
-            raise UnsupportedMediaType(
-                f"contentType must be one of {', '.join(ALLOWED_CONTENT_TYPES)}; got {request.content_type!r}."
-            )
+            # Any string may arrive here (empty, or thousands of characters): quote only its start.
+            shown = request.content_type if len(request.content_type) <= 80 else request.content_type[:80] + "..."
+            raise UnsupportedMediaType(f"contentType must be one of {', '.join(ALLOWED_CONTENT_TYPES)}; got {shown!r}.")
         if request.size > self._settings.max_upload_bytes:
             raise PayloadTooLarge(f"size {request.size} exceeds the limit of {self._settings.max_upload_bytes} bytes.")
         return self._create_with_retry(user_id, request, idempotency_key)

@@ -16,10 +16,31 @@ MIB = 1024 * 1024
 def test_an_unsupported_content_type_is_400_unsupported_media_type(
     api: Any, aws_stack: Stack, auth_for: AuthFor
 ) -> None:
-    for content_type in ("text/plain", "image/svg+xml", "application/pdf", "image/tiff", "video/mp4", "jpeg"):
+    for content_type in (
+        "text/plain",
+        "image/svg+xml",
+        "application/pdf",
+        "image/tiff",
+        "video/mp4",
+        "jpeg",
+        "",
+        " ",
+        "image/jpeg; charset=binary",
+        "image/" + "x" * 300,
+        "x" * 10_000,
+    ):
         response = post_image(api, auth_for("alice"), contentType=content_type)
 
-        error_of(response, 400, "unsupported_media_type")
+        error = error_of(response, 400, "unsupported_media_type")
+        assert len(error["message"]) < 300, error["message"]  # a long value is not echoed whole
+    assert user_image_items(aws_stack, "alice") == []
+
+
+def test_a_content_type_that_is_not_a_string_is_400_naming_it(api: Any, aws_stack: Stack, auth_for: AuthFor) -> None:
+    for content_type in (None, 1, True, ["image/jpeg"], {"type": "image/jpeg"}):
+        response = post_image(api, auth_for("alice"), contentType=content_type)
+
+        assert fields_named(error_of(response, 400, "validation_error")) == {"contentType"}, content_type
     assert user_image_items(aws_stack, "alice") == []
 
 

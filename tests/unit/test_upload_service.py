@@ -87,11 +87,14 @@ def test_content_type_is_matched_and_stored_in_lower_case(world: World) -> None:
     assert world.store.presigned[0].content_type == "image/png"
 
 
-@pytest.mark.parametrize("content_type", ["text/plain", "image/svg+xml", "application/octet-stream", "image/jpeg2"])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "image/svg+xml", "application/octet-stream", "image/jpeg2", "", " ", "x" * 10_000]
+)
 def test_unsupported_content_type_is_refused_and_nothing_is_stored(world: World, content_type: str) -> None:
-    with pytest.raises(UnsupportedMediaType):
+    with pytest.raises(UnsupportedMediaType) as refused:
         world.service.create("alice", request(contentType=content_type), None)
 
+    assert len(refused.value.message) < 300  # a long value is not echoed whole
     assert world.repo.records == {}
     assert world.store.presigned == []
 
