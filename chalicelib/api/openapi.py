@@ -23,6 +23,7 @@ from chalicelib.models.responses import (
     WebhookListOut,
     WebhookOut,
 )
+from chalicelib.services.cursors import MAX_CURSOR_LENGTH
 
 Mode = Literal["validation", "serialization"]
 _MODELS: list[tuple[type[BaseModel], Mode]] = [
@@ -133,7 +134,11 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
             (400, 503),
             parameters=[
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 100}},
-                {"name": "cursor", "in": "query", "schema": {"type": "string", "minLength": 1, "maxLength": 2048}},
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR_LENGTH},
+                },
                 {
                     "name": "albumId",
                     "in": "query",

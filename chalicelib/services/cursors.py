@@ -15,6 +15,10 @@ from typing import Any
 
 from chalicelib.errors import InvalidCursor
 
+# Longer than any cursor ``encode`` makes (about 3,000 characters for the longest user and
+# album ids, 128 four-byte characters each); anything longer is refused before decoding.
+MAX_CURSOR_LENGTH = 4096
+
 
 def _b64encode(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -34,10 +38,15 @@ class CursorCodec:
         return hmac.new(self._key, payload, hashlib.sha256).digest()
 
     def encode(self, position: dict[str, Any], user_id: str, scope: str) -> str:
-        payload = json.dumps({"k": position, "u": user_id, "s": scope}, separators=(",", ":"), sort_keys=True).encode()
+        # UTF-8 rather than \uXXXX escapes: a cursor of non-ASCII ids stays well within the bound.
+        payload = json.dumps(
+            {"k": position, "u": user_id, "s": scope}, separators=(",", ":"), sort_keys=True, ensure_ascii=False
+        ).encode()
         return f"{_b64encode(payload)}.{_b64encode(self._sign(payload))}"
 
     def decode(self, cursor: str, user_id: str, scope: str) -> dict[str, Any]:
+        if len(cursor) > MAX_CURSOR_LENGTH:
+            raise InvalidCursor()
         try:
             payload_text, signature_text = cursor.split(".")
             payload = _b64decode(payload_text)

@@ -66,7 +66,8 @@ class ImageService:
     def list(self, user_id: str, query: ListImagesQuery) -> ImagePage:
         """One Query on the user (or album) index, newest first, with a signed cursor."""
         scope = f"album:{query.album_id}" if query.album_id else "all"
-        start = self._cursors().decode(query.cursor, user_id, scope) if query.cursor else None
+        # Any cursor sent, even an empty one, must be one of ours (400 invalid_cursor otherwise).
+        start = self._cursors().decode(query.cursor, user_id, scope) if query.cursor is not None else None
         page = self._queries.list_for_user(user_id, query.limit, start, query.album_id)
         next_cursor = self._cursors().encode(page.last_key, user_id, scope) if page.last_key else None
         return ImagePage(records=page.records, next_cursor=next_cursor)

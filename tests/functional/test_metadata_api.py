@@ -84,3 +84,15 @@ def test_a_patch_body_that_is_not_a_json_object_is_400_with_a_detail_on_the_body
 
         error = error_of(response, 400, "validation_error")
         assert fields_named(error) == {"body"}, (raw, error)
+
+
+# -- GET /images: cursors --------------------------------------------------------------
+
+
+def test_any_cursor_that_is_not_one_of_ours_is_400_invalid_cursor(api: Any, auth_for: AuthFor) -> None:
+    new_image(api, auth_for)
+
+    for cursor in ("", "x" * 3000, "a" * 5000 + "." + "b" * 5000, "a.b", "not-a-cursor", "%00%01", "%C3%A9.%C3%A9"):
+        response = api.http.get(f"/images?cursor={cursor}", headers=auth_for("alice"))
+
+        error_of(response, 400, "invalid_cursor")
