@@ -71,6 +71,9 @@ class ImageRecord(BaseModel):
     error_code: str | None = None
     error_message: str | None = None
     event_id: str | None = None
+    # When the terminal transition happened: the event's occurredAt, fixed like its id (a
+    # later PATCH moves updated_at, and a re-published copy must stay byte-identical).
+    event_occurred_at: str | None = None
     event_published: bool = False
     deleted_at: str | None = None  # a delete is under way; the record reads as gone
     # Images migrated from the legacy gallery keep their objects at their legacy keys.

@@ -73,7 +73,7 @@ class Presenter:
         return ImageEvent(
             event_id=record.event_id,
             type=event_type_for(record.status),
-            occurred_at=record.updated_at,
+            occurred_at=record.event_occurred_at or record.updated_at,
             image=EventImage(
                 id=record.id,
                 user_id=record.user_id,

@@ -110,7 +110,7 @@ class Sweeper:
             logs.warning("no delivery finished processing the image before its deadline; failed")
             self._metrics.emit("ProcessingFailures", 1, Reason=STALLED_CODE)
             report.failed += 1
-        elif parse_time(record.updated_at) > now - self._relay_delay:
+        elif parse_time(record.event_occurred_at or record.updated_at) > now - self._relay_delay:
             report.not_yet += 1  # the processor is publishing it right now
             return
         report.announced += self._announcer.announce(record)

@@ -21,6 +21,7 @@ from chalicelib.services.sweeper import Sweeper, SweepIncomplete, SweepReport
 from chalicelib.settings import get_settings
 from scripts import redrive
 from tests.functional.support import deliver, image_bytes, upload_notifications
+from tests.reliability.faults import CrashAfterPublish, SimulatedCrash
 
 
 class FailsOnce(EventPublisher):
@@ -75,6 +76,16 @@ def _processor(process: Callable[[bytes, Any], Any]) -> ProcessingService:
     )
 
 
+def _processor_with(publisher: EventPublisher) -> ProcessingService:
+    return ProcessingService(
+        dependencies.image_repository(),
+        dependencies.object_store(),
+        publisher,
+        dependencies.presenter(),
+        get_settings(),
+    )
+
+
 def _crash(data: bytes, limits: Any) -> Any:
     raise RuntimeError("simulated: the function timed out mid-decode")
 
@@ -104,6 +115,28 @@ def test_an_event_whose_publish_failed_is_relayed_once_by_the_sweep(uploader, aw
     assert [(e.body["type"], e.body["image"]["id"]) for e in events] == [("image.completed", created["id"])]
     assert _sweeper(minutes_later=3).run().announced == 0
     assert sns_events.drain() == []
+
+
+def test_a_re_published_event_is_identical_even_after_a_patch_in_between(
+    uploader, aws_stack, api, auth_for, sns_events
+):
+    created = uploader.create("jo")
+    uploader.put(created, image_bytes())
+    published_then_crashed = _processor_with(CrashAfterPublish(aws.sns(), get_settings().events_topic_arn))
+    key = created["upload"]["fields"]["key"]
+    with pytest.raises(SimulatedCrash):  # SNS took the event; the record does not say so
+        published_then_crashed.handle_object(UploadedObject(bucket=aws_stack.upload_bucket, key=key))
+    completed_at = uploader.status(created["id"], "jo")["updatedAt"]
+    patched = api.http.patch(
+        f"/images/{created['id']}", headers=auth_for("jo"), body=json.dumps({"title": "renamed", "version": 1})
+    )
+    assert patched.json_body["updatedAt"] > completed_at
+
+    assert _sweeper(minutes_later=2).run().announced == 1
+
+    first, second = sns_events.drain()
+    assert first == second  # the same logical event, byte for byte
+    assert first.body["occurredAt"] == completed_at  # when it completed, not when it was renamed
 
 
 def test_an_abandoned_upload_expires_after_the_grace_period_with_one_event(uploader, aws_stack, sns_events):
