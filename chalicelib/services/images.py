@@ -73,15 +73,27 @@ class ImageService:
         return ImagePage(records=page.records, next_cursor=next_cursor)
 
     def update(self, user_id: str, image_id: str, request: UpdateImageRequest, if_match: str | None) -> ImageRecord:
+        """Check order: the caller's image (404 / 403), then a version (428, or 400 for a bad
+        or contradictory one), then something to change (400), then the conditional write.
+
+        A request that passes the checks is one conditional UpdateItem (owner, not being
+        deleted, version), whose refusal says 404 / 403 before 409. A request the checks
+        refuse first reads the image (one strongly consistent GetItem), so that an unknown or
+        another user's image answers 404 / 403 rather than 428 or 400.
+        """
         if not is_image_id(image_id):
             raise _not_found(image_id)
-        version = _expected_version(request.version, if_match)
-        changes = request.changes()
-        if not changes:
-            raise ValidationFailed(
-                "Nothing to update: send at least one of title, description, tags, albumId.",
-                [FieldProblem(field="body", message="send at least one of title, description, tags, albumId")],
-            )
+        try:
+            version = _expected_version(request.version, if_match)
+            changes = request.changes()
+            if not changes:
+                raise ValidationFailed(
+                    "Nothing to update: send at least one of title, description, tags, albumId.",
+                    [FieldProblem(field="body", message="send at least one of title, description, tags, albumId")],
+                )
+        except (PreconditionRequired, ValidationFailed):
+            read_owned(self._images, user_id, image_id)
+            raise
         try:
             record = self._queries.update_metadata(image_id, user_id, changes, version, format_time(self._clock()))
         except WriteRejected as rejected:

@@ -117,3 +117,36 @@ def test_an_unknown_or_malformed_image_id_is_404_not_found(api: Any, auth_for: A
         response = api.http.get(f"/images/{image_id}/status", headers=auth_for("alice"))
 
         error_of(response, 404, "not_found")
+
+
+def test_a_patch_of_an_unknown_or_another_users_image_is_404_or_403_before_any_version_check(
+    api: Any, auth_for: AuthFor
+) -> None:
+    image_id = post_image(api, auth_for("alice")).json_body["id"]
+    unknown = "01JD3ZK4Q8N6W2T1R5Y7B9C0DE"
+    # No version (428), nothing to update (400), a bad If-Match (400), body and header
+    # disagreeing (400): none of them is looked at before the image is known to be the caller's.
+    requests: list[tuple[dict[str, str], dict[str, Any]]] = [
+        ({}, {"title": "x"}),
+        ({}, {"version": 1}),
+        ({"If-Match": '"1"'}, {}),
+        ({"If-Match": '"abc"'}, {"title": "x"}),
+        ({"If-Match": '"2"'}, {"title": "x", "version": 1}),
+    ]
+    for extra, body in requests:
+        for target, user, status, code in (
+            (unknown, "alice", 404, "not_found"),
+            (image_id, "mallory", 403, "forbidden"),
+        ):
+            response = api.http.patch(f"/images/{target}", headers={**auth_for(user), **extra}, body=json.dumps(body))
+
+            error_of(response, status, code)
+    # The owner gets the precondition and validation answers.
+    error_of(
+        api.http.patch(f"/images/{image_id}", headers=auth_for("alice"), body='{"title": "x"}'),
+        428,
+        "precondition_required",
+    )
+    error_of(
+        api.http.patch(f"/images/{image_id}", headers=auth_for("alice"), body='{"version": 1}'), 400, "validation_error"
+    )

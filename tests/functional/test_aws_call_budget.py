@@ -82,3 +82,14 @@ def test_a_patch_is_one_conditional_update(api, aws_calls, auth_for):
     response = api.http.patch(f"/images/{image_id}", headers=headers, body=json.dumps({"title": "t", "version": 1}))
     assert response.status_code == 200, response.body
     assert aws_calls == Counter({"dynamodb.UpdateItem": 1})
+
+
+def test_a_patch_refused_before_the_write_is_one_consistent_read(api, aws_calls, auth_for):
+    """No version (428) or nothing to change (400): one GetItem, to answer 404 / 403 first."""
+    headers = auth_for("budget")
+    image_id = _create(api, headers)["id"]
+    for body in ({"title": "t"}, {"version": 1}):
+        aws_calls.clear()
+        response = api.http.patch(f"/images/{image_id}", headers=headers, body=json.dumps(body))
+        assert response.status_code in (400, 428), response.body
+        assert aws_calls == Counter({"dynamodb.GetItem": 1})
