@@ -6,12 +6,12 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
 from chalicelib.models.common import ALLOWED_CONTENT_TYPES, IMAGE_ID_PATTERN
 from chalicelib.models.imports import ImportImageRequest
-from chalicelib.models.requests import CreateImageRequest, CreateWebhookRequest, UpdateImageRequest
+from chalicelib.models.requests import AlbumId, CreateImageRequest, CreateWebhookRequest, UpdateImageRequest
 from chalicelib.models.responses import (
     CreateImageResponse,
     ErrorResponse,
@@ -139,11 +139,7 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
                     "in": "query",
                     "schema": {"type": "string", "minLength": 1, "maxLength": MAX_CURSOR_LENGTH},
                 },
-                {
-                    "name": "albumId",
-                    "in": "query",
-                    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_.:-]+$", "minLength": 1, "maxLength": 128},
-                },
+                {"name": "albumId", "in": "query", "schema": TypeAdapter(AlbumId).json_schema()},
             ],
         ),
     }

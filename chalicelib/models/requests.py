@@ -47,7 +47,9 @@ Title = Annotated[str, Field(max_length=200)]
 Description = Annotated[str, Field(max_length=2000)]
 Tag = Annotated[str, Field(min_length=1, max_length=50, pattern=PRINTABLE_NOT_BLANK)]
 Tags = Annotated[list[Tag], Field(max_length=20), AfterValidator(_unique_tags)]
-AlbumId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+# Any printable text: albums migrated from the legacy gallery carry names such as
+# "Summer 2020", and an album id is only ever a DynamoDB attribute value (never a key path).
+AlbumId = Annotated[str, Field(min_length=1, max_length=128, pattern=PRINTABLE_NOT_BLANK)]
 IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x20-\x7e]+$")]
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
+from tests.conftest import local_token
 from tests.functional.support import error_of, fields_named, post_image
 
 AuthFor = Callable[[str], dict[str, str]]
@@ -22,6 +25,12 @@ def new_image(api: Any, auth_for: AuthFor, user_id: str = "alice", **overrides: 
     assert response.status_code == 201, response.body
     image_id: str = response.json_body["id"]
     return image_id
+
+
+def listed(api: Any, headers: dict[str, str], query: str) -> list[str]:
+    response = api.http.get(f"/images?{query}", headers=headers)
+    assert response.status_code == 200, response.body
+    return [image["id"] for image in response.json_body["images"]]
 
 
 # -- PATCH: versions -------------------------------------------------------------------
@@ -96,3 +105,76 @@ def test_any_cursor_that_is_not_one_of_ours_is_400_invalid_cursor(api: Any, auth
         response = api.http.get(f"/images?cursor={cursor}", headers=auth_for("alice"))
 
         error_of(response, 400, "invalid_cursor")
+
+
+def test_a_cursor_for_the_longest_album_and_user_ids_is_accepted(api: Any, auth_for: AuthFor) -> None:
+    user_id = "\U0001f600" * 128  # the longest user id, each character four bytes of UTF-8
+    album_id = "\U0001f4f7" * 128  # the longest album id, likewise
+    first, second = (new_image(api, auth_for, user_id, albumId=album_id) for _ in range(2))
+
+    page = api.http.get(f"/images?limit=1&albumId={quote(album_id)}", headers=auth_for(user_id))
+    assert page.status_code == 200, page.body
+    cursor = page.json_body["nextCursor"]
+    assert cursor
+    rest = api.http.get(f"/images?limit=1&albumId={quote(album_id)}&cursor={cursor}", headers=auth_for(user_id))
+
+    assert rest.status_code == 200, rest.body
+    assert [page.json_body["images"][0]["id"], rest.json_body["images"][0]["id"]] == [second, first]
+
+
+# -- album ids -------------------------------------------------------------------------
+
+
+def service_headers() -> dict[str, str]:
+    token = local_token("legacy-gallery", scopes=("images:import",))
+    return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+
+def legacy_row(**overrides: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "userId": "alice",
+        "originalFilename": "beach.jpg",
+        "contentType": "image/jpeg",
+        "fileSize": 1234,
+        "imageKey": "images/alice/beach.jpg",
+        "createdAt": "2020-07-01T10:00:00+00:00",
+        "updatedAt": "2020-07-01T10:00:00+00:00",
+    }
+    row.update(overrides)
+    return row
+
+
+def test_an_imported_album_with_a_space_is_listed_for_its_owner(api: Any, auth_for: AuthFor) -> None:
+    image_id = str(uuid.uuid4())
+    imported = api.http.put(
+        f"/internal/images/{image_id}", headers=service_headers(), body=json.dumps(legacy_row(albumId="Summer 2020"))
+    )
+    assert imported.status_code == 201, imported.body
+
+    assert listed(api, auth_for("alice"), "albumId=Summer%202020") == [image_id]
+    assert listed(api, auth_for("mallory"), "albumId=Summer%202020") == []
+    # ...and its album can be sent back unchanged, and chosen for new images.
+    edited = patch(api, image_id, auth_for("alice"), {"albumId": "Summer 2020", "title": "Beach", "version": 1})
+    assert edited.status_code == 200, edited.body
+    assert edited.json_body["albumId"] == "Summer 2020"
+    uploaded = new_image(api, auth_for, albumId="Summer 2020")
+    assert listed(api, auth_for("alice"), "albumId=Summer%202020") == [uploaded, image_id]
+
+
+def test_an_album_id_is_free_text_stored_and_listed_as_it_is(api: Any, auth_for: AuthFor) -> None:
+    for album_id in ("ALBUM#../x", "Été à Paris", "a/b?c=d&e", "x" * 128):
+        image_id = new_image(api, auth_for, albumId=album_id)
+
+        assert listed(api, auth_for("alice"), f"albumId={quote(album_id, safe='')}") == [image_id], album_id
+
+
+def test_a_blank_control_or_over_long_album_id_is_400_naming_album_id(api: Any, auth_for: AuthFor) -> None:
+    image_id = new_image(api, auth_for)
+
+    for album_id in ("", " ", "\u3000", "tab\there", "nul\x00", "x" * 129):
+        created = post_image(api, auth_for("alice"), albumId=album_id)
+        edited = patch(api, image_id, auth_for("alice"), {"albumId": album_id, "version": 1})
+        listing = api.http.get(f"/images?albumId={quote(album_id, safe='')}", headers=auth_for("alice"))
+
+        for response in (created, edited, listing):
+            assert fields_named(error_of(response, 400, "validation_error")) == {"albumId"}, album_id

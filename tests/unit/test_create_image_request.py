@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter, ValidationError
 
-from chalicelib.models.requests import CreateImageRequest, Filename, IdempotencyKey, Tag
+from chalicelib.models.requests import AlbumId, CreateImageRequest, Filename, IdempotencyKey, Tag
 
 
 def body(**overrides: Any) -> dict[str, Any]:
@@ -68,8 +68,10 @@ def test_optional_fields_default_to_empty() -> None:
         ({"contentType": None}, "contentType"),
         ({"contentType": 1}, "contentType"),
         ({"contentType": ["image/jpeg"]}, "contentType"),
-        ({"albumId": "a/b"}, "albumId"),
         ({"albumId": ""}, "albumId"),
+        ({"albumId": " "}, "albumId"),
+        ({"albumId": "a\tb"}, "albumId"),
+        ({"albumId": "x" * 129}, "albumId"),
         ({"unknownField": 1}, "unknownField"),
     ],
 )
@@ -104,6 +106,11 @@ def test_values_at_the_limits_are_accepted() -> None:
 def test_any_content_type_string_is_left_to_the_service_to_refuse(content_type: str) -> None:
     # The service answers unsupported_media_type (API.md), not validation_error.
     assert CreateImageRequest.model_validate(body(contentType=content_type)).content_type == content_type.strip()
+
+
+@pytest.mark.parametrize("album_id", ["Summer 2020", "ALBUM#../x", "Été à Paris", "a/b", "x" * 128])
+def test_an_album_id_is_printable_text_up_to_128_characters(album_id: str) -> None:
+    assert CreateImageRequest.model_validate(body(albumId=album_id)).album_id == album_id
 
 
 def test_a_whole_number_written_as_a_float_is_the_same_size() -> None:
@@ -150,6 +157,7 @@ def accepted(adapter: TypeAdapter[str], value: str) -> bool:
 # Text without control characters, up to a little past the limits (which hold for the
 # trimmed value, so padding beyond them is the one difference the document cannot state).
 _TEXT = st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=60)
+_LONGER_TEXT = st.text(st.characters(exclude_categories=("Cc", "Cs")), max_size=140)
 
 
 @given(_TEXT)
@@ -164,6 +172,14 @@ def test_the_document_and_the_validation_agree_on_every_tag(value: str) -> None:
 def test_the_document_and_the_validation_agree_on_every_filename(value: str) -> None:
     adapter = TypeAdapter(Filename, config={"str_strip_whitespace": True})
     assert accepted(adapter, value) == documented_acceptance(adapter.json_schema(), value)
+
+
+@given(_LONGER_TEXT)
+def test_the_document_and_the_validation_agree_on_every_album_id(value: str) -> None:
+    adapter = TypeAdapter(AlbumId, config={"str_strip_whitespace": True})
+    schema = adapter.json_schema()
+    if len(value) <= schema["maxLength"]:
+        assert accepted(adapter, value) == documented_acceptance(schema, value)
 
 
 def test_the_fingerprint_is_the_same_for_the_same_request() -> None:

@@ -8,9 +8,11 @@ from typing import Any
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from chalicelib.api.openapi import openapi_document
 from chalicelib.errors import FieldProblem, ValidationFailed
 from chalicelib.models.imports import MAX_OBJECT_BYTES, ImportImageRequest
-from chalicelib.models.requests import MAX_VERSION, ListImagesQuery, UpdateImageRequest
+from chalicelib.models.requests import MAX_VERSION, PRINTABLE_NOT_BLANK, ListImagesQuery, UpdateImageRequest
+from chalicelib.services.cursors import MAX_CURSOR_LENGTH
 
 LEGACY_ROW: dict[str, Any] = {
     "userId": "alice",
@@ -63,3 +65,25 @@ def test_a_validation_error_always_names_a_field() -> None:
 
     assert named.details == (FieldProblem("title", "too long"),)
     assert unnamed.details == (FieldProblem("body", "The request is not valid."),)
+
+
+def test_the_openapi_document_states_the_same_bounds() -> None:
+    document = openapi_document(10 * 1024 * 1024)
+    schemas = document["components"]["schemas"]
+    update = schemas["UpdateImageRequest"]["properties"]
+    create = schemas["CreateImageRequest"]["properties"]
+    list_parameters = {p["name"]: p["schema"] for p in document["paths"]["/images"]["get"]["parameters"]}
+
+    version = next(s for s in update["version"]["anyOf"] if s.get("type") == "integer")
+    assert (version["minimum"], version["maximum"]) == (1, MAX_VERSION)
+    assert schemas["ImportImageRequest"]["properties"]["fileSize"]["maximum"] == MAX_OBJECT_BYTES
+    assert list_parameters["cursor"]["maxLength"] == MAX_CURSOR_LENGTH
+    album_schemas = [
+        list_parameters["albumId"],
+        next(s for s in create["albumId"]["anyOf"] if s.get("type") == "string"),
+        next(s for s in update["albumId"]["anyOf"] if s.get("type") == "string"),
+    ]
+    for album in album_schemas:
+        assert (album["pattern"], album["minLength"], album["maxLength"]) == (PRINTABLE_NOT_BLANK, 1, 128)
+    # Any string may be sent as contentType: those outside the list are unsupported_media_type.
+    assert "maxLength" not in create["contentType"] and "minLength" not in create["contentType"]
