@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any, NamedTuple, Protocol
 
-from chalicelib.errors import Unauthenticated
+from chalicelib.errors import TransientFailure, Unauthenticated
 
 # PyJWT is imported where a token is verified or minted, not with this module: it imports
 # cryptography (~18 ms), which only the API function needs, and only once a request comes
@@ -69,7 +69,8 @@ class JwksTokenVerifier:
     ) -> None:
         import jwt
 
-        # PyJWKClient caches the key set and refetches on an unknown key id.
+        # PyJWKClient caches the key set, and refetches it for an unknown key id at most
+        # once per cooldown (30 s): a stream of made-up key ids costs no stream of fetches.
         self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=3600, timeout=5)
         self._issuer = issuer
         self._audience = audience
@@ -88,6 +89,10 @@ class JwksTokenVerifier:
                 leeway=_LEEWAY_SECONDS,
                 options={"require": ["exp", "iat", "sub"], "verify_aud": False},
             )
+        except jwt.PyJWKClientConnectionError as exc:
+            # The key set could not be fetched: the token may be fine. A 401 would make
+            # clients drop a good session; a 503 makes them retry.
+            raise TransientFailure("The sign-in service could not be reached; retry shortly.") from exc
         except (jwt.InvalidTokenError, jwt.PyJWKClientError) as exc:
             raise Unauthenticated() from exc
         if not audience_accepted(claims, self._audience, self._service_clients):

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from chalicelib import aws
 from chalicelib.auth import JwksTokenVerifier, LocalTokenVerifier
-from chalicelib.errors import Unauthenticated
+from chalicelib.errors import TransientFailure, Unauthenticated
 from chalicelib.services.processing import Outcome
 from tests.conftest import LOCAL_ENV
 from tests.functional.support import create_body, decode_policy, error_of, image_bytes, image_item, s3_event_body
@@ -340,6 +340,35 @@ def test_the_jwks_verifier_refuses_algorithm_confusion_and_every_bad_token(jwks_
             continue
         accepted.append(case)
     assert accepted == []
+
+
+def test_an_unreachable_key_set_is_a_503_to_retry_not_a_401_that_ends_the_session(signing_key):
+    with ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler) as closed:
+        gone = f"http://127.0.0.1:{closed.server_address[1]}/.well-known/jwks.json"
+    verifier = JwksTokenVerifier(gone, ISSUER, AUDIENCE)  # nothing listens there any more
+
+    with pytest.raises(TransientFailure) as raised:
+        verifier.verify(rs256(signing_key))
+    assert raised.value.status_code == 503
+
+
+def test_made_up_key_ids_do_not_each_fetch_the_key_set(jwks_url, signing_key, monkeypatch):
+    verifier = JwksTokenVerifier(jwks_url, ISSUER, AUDIENCE)
+    assert verifier.verify(rs256(signing_key)).user_id == "alice"  # the set is cached now
+    fetches = []
+    original = jwt.PyJWKClient.fetch_data
+
+    def counted(self: jwt.PyJWKClient) -> Any:
+        fetches.append(self)
+        return original(self)
+
+    monkeypatch.setattr(jwt.PyJWKClient, "fetch_data", counted)
+
+    for attempt in range(20):
+        with pytest.raises(Unauthenticated):
+            verifier.verify(rs256(signing_key, kid=f"made-up-{attempt}"))
+
+    assert len(fetches) <= 1
 
 
 # -- presigned POST tampering -----------------------------------------------------------
