@@ -529,7 +529,13 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="then run `chalice deploy --stage STAGE` from the staging copy (needs AWS credentials)",
     )
-    return parser.parse_args(list(argv) if argv is not None else None)
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    from scripts.stage_config import LOCAL_STAGE
+
+    if args.deploy and args.stage == LOCAL_STAGE:
+        # Its HS256 secret is committed and its policy is Chalice's generated one.
+        parser.error("the local stage runs on the embedded stack only and is never deployed; use dev, staging or prod")
+    return args
 
 
 def main(argv: Iterable[str] | None = None) -> int:
