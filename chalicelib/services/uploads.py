@@ -15,6 +15,7 @@ from chalicelib.errors import (
     IdempotencyKeyReused,
     NotFound,
     PayloadTooLarge,
+    TransientFailure,
     UnsupportedMediaType,
 )
 from chalicelib.metrics import NO_METRICS, Metrics
@@ -63,7 +64,11 @@ class UploadService:
             raise UnsupportedMediaType(f"contentType must be one of {', '.join(ALLOWED_CONTENT_TYPES)}; got {shown!r}.")
         if request.size > self._settings.max_upload_bytes:
             raise PayloadTooLarge(f"size {request.size} exceeds the limit of {self._settings.max_upload_bytes} bytes.")
-        return self._create_with_retry(user_id, request, idempotency_key)
+        try:
+            return self._create_with_retry(user_id, request, idempotency_key)
+        except TransactionConflict as exc:
+            # Still racing after five tries: the client retries the same request (same key).
+            raise TransientFailure("Another request with this Idempotency-Key is in progress; retry.") from exc
 
     @retry(
         retry=retry_if_exception_type(TransactionConflict),

@@ -14,6 +14,7 @@ from chalicelib.errors import (
     IdempotencyKeyReused,
     NotFound,
     PayloadTooLarge,
+    TransientFailure,
     UnsupportedMediaType,
 )
 from chalicelib.models.common import ImageStatus, format_time
@@ -242,6 +243,25 @@ def test_a_transaction_conflict_is_retried_and_makes_one_image() -> None:
     assert ticket.replayed is False
     assert world.images_of("alice") == [ticket.record.id]
     assert world.repo.create_calls == 2
+
+
+class AlwaysConflictingRepository(FakeImageRepository):
+    """Every create loses to a concurrent transaction."""
+
+    def create(self, record: Any, idempotency: Any, now_epoch: int) -> None:
+        self.create_calls += 1
+        raise TransactionConflict()
+
+
+def test_a_conflict_that_outlasts_the_retries_is_a_503_to_retry_not_a_crash() -> None:
+    world = World(repo=AlwaysConflictingRepository())
+
+    with pytest.raises(TransientFailure) as raised:
+        world.service.create("alice", request(), "key-1")
+
+    assert raised.value.status_code == 503
+    assert world.repo.create_calls == 5
+    assert world.images_of("alice") == []
 
 
 def test_read_owned_returns_the_callers_own_image(world: World) -> None:
