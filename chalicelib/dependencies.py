@@ -113,7 +113,7 @@ def webhook_service() -> WebhookService:
     settings = get_settings()
     return WebhookService(
         WebhookRepository(aws.dynamodb(), settings.table_name),
-        SubscriptionGateway(aws.sns(), settings.events_topic_arn),
+        SubscriptionGateway(aws.sns(), settings.events_topic_arn, settings.webhook_dlq_name),
         local_stage=settings.stage == "local",
     )
 

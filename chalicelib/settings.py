@@ -28,6 +28,9 @@ class Settings(BaseModel):
     image_bucket: str = "image-service-images-local"
     upload_queue_name: str = "image-service-uploads-local"
     events_topic_arn: str = "arn:aws:sns:us-east-1:123456789012:image-service-events-local"
+    # The SQS queue (in the topic's account and region) SNS moves a webhook delivery to
+    # when its retries are exhausted; provisioning creates it. Empty: no dead-letter queue.
+    webhook_dlq_name: str = ""
     # Public base of rendition URLs: the CloudFront domain in AWS stages, the local S3
     # endpoint's bucket URL locally. Empty means "derive from the image bucket".
     image_base_url: str = ""

@@ -24,6 +24,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from scripts.provision import webhook_dlq_name
 from scripts.stage_config import LOCAL_STAGE, stage_environment
 
 API_NAME = "image-service"
@@ -118,6 +119,15 @@ def alarms(env: dict[str, str]) -> dict[str, dict[str, Any]]:
             "AWS/SQS",
             "ApproximateNumberOfMessagesVisible",
             {"QueueName": f"{queue}-dlq"},
+            0,
+            statistic="Maximum",
+        ),
+        "WebhookDeadLettersAlarm": _alarm(
+            "Webhook deliveries SNS gave up on (about 47 minutes of retries) are in the webhook "
+            "dead-letter queue: see docs/notifications.md",
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            {"QueueName": webhook_dlq_name(env["STAGE"], env)},
             0,
             statistic="Maximum",
         ),

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
+from chalicelib.repositories.webhooks import WEBHOOK_PROTOCOLS, delivery_attributes
 from scripts.stage_config import CONFIG_PATH, LOCAL_STAGE, apply_stage_environment
 
 if TYPE_CHECKING:
@@ -54,6 +55,7 @@ class StageResources:
     image_bucket: str
     queue_name: str
     topic_name: str
+    webhook_dlq_name: str
 
     @property
     def dlq_name(self) -> str:
@@ -73,7 +75,13 @@ class StageResources:
             image_bucket=environment["IMAGE_BUCKET"],
             queue_name=environment["UPLOAD_QUEUE_NAME"],
             topic_name=environment["EVENTS_TOPIC_ARN"].rsplit(":", 1)[-1],
+            webhook_dlq_name=webhook_dlq_name(stage, environment),
         )
+
+
+def webhook_dlq_name(stage: str, environment: dict[str, str]) -> str:
+    """The stage's webhook dead-letter queue (``WEBHOOK_DLQ_NAME``, written by provisioning)."""
+    return environment.get("WEBHOOK_DLQ_NAME") or f"image-service-webhooks-{stage}-dlq"
 
 
 @dataclass
@@ -389,6 +397,56 @@ def ensure_topic(client: SNSClient, res: StageResources, report: Report) -> str:
     return arn
 
 
+def ensure_webhook_dlq(client: SQSClient, res: StageResources, topic_arn: str, report: Report) -> str:
+    """The queue SNS moves a webhook delivery to once its retries are exhausted: encrypted
+    (SSE-SQS, which SNS can write without a KMS key grant), 14 days, and writable by the
+    stage's topic only. Webhook subscriptions name it in their RedrivePolicy."""
+    url, arn = _queue(
+        client,
+        res.webhook_dlq_name,
+        {"MessageRetentionPeriod": str(14 * 24 * 3600), "SqsManagedSseEnabled": "true"},
+        report,
+    )
+    policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "UndeliveredWebhookEvents",
+                "Effect": "Allow",
+                "Principal": {"Service": "sns.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": arn,
+                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
+            }
+        ],
+    }
+    current = client.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"]).get("Attributes", {})
+    if _attribute_differs(current.get("Policy"), json.dumps(policy)):
+        client.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
+        report.changed(f"queue {res.webhook_dlq_name}: the events topic may dead-letter webhook deliveries")
+    report.outputs["WEBHOOK_DLQ_NAME"] = res.webhook_dlq_name
+    return arn
+
+
+def ensure_webhook_subscriptions(client: SNSClient, topic_arn: str, dlq_arn: str, report: Report) -> None:
+    """Give every HTTP/S subscription of the topic (the webhooks) the retry and
+    dead-letter policies the API sets on new ones: webhooks subscribed before them get
+    them here. Subscriptions still pending confirmation have no ARN yet: the next run."""
+    wanted = delivery_attributes(dlq_arn)
+    pages = client.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=topic_arn)
+    for subscription in (s for page in pages for s in page.get("Subscriptions", [])):
+        arn = subscription["SubscriptionArn"]
+        if subscription.get("Protocol") not in WEBHOOK_PROTOCOLS or not arn.startswith("arn:"):
+            continue
+        current = client.get_subscription_attributes(SubscriptionArn=arn)["Attributes"]
+        stale = sorted(name for name, value in wanted.items() if _attribute_differs(current.get(name), value))
+        for name in stale:
+            client.set_subscription_attributes(SubscriptionArn=arn, AttributeName=name, AttributeValue=wanted[name])
+        if stale:
+            # The ARN, not the endpoint: a webhook URL may carry a token in its query.
+            report.changed(f"subscription {arn}: {', '.join(stale)} set")
+
+
 def ensure_notification(client: S3Client, res: StageResources, queue_arn: str, report: Report) -> None:
     wanted = {
         "QueueConfigurations": [
@@ -532,7 +590,9 @@ def provision(res: StageResources, clients: Clients, with_cdn: bool = False) -> 
     ensure_lifecycle(clients.s3, res.upload_bucket, upload_lifecycle_rules(), report)
     ensure_lifecycle(clients.s3, res.image_bucket, image_lifecycle_rules(), report)
     queue_arn = ensure_queues(clients.sqs, res, f"arn:aws:s3:::{res.upload_bucket}", report)
-    ensure_topic(clients.sns, res, report)
+    topic_arn = ensure_topic(clients.sns, res, report)
+    webhook_dlq_arn = ensure_webhook_dlq(clients.sqs, res, topic_arn, report)
+    ensure_webhook_subscriptions(clients.sns, topic_arn, webhook_dlq_arn, report)
     ensure_notification(clients.s3, res, queue_arn, report)
     ensure_cursor_secret(clients.ssm, res, report)
     if with_cdn and not res.is_local:

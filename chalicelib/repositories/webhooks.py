@@ -21,6 +21,40 @@ if TYPE_CHECKING:
 
 _KEYS = frozenset({"PK", "SK", "GSI1PK", "GSI1SK"})
 
+# How SNS retries a webhook (docs/notifications.md). SNS's default for HTTP/S is 3 retries
+# 20 s apart, after which the message is dropped. This one: 1 immediate retry, 1 after
+# 20 s, 3 backing off exponentially from 20 s to 300 s, then 8 every 300 s: ~47 minutes
+# of retries. SNS refuses a policy whose retries take more than 3,600 s; even counting
+# every backoff retry at 300 s this one takes 3,320 s. After it, SNS moves the message
+# to the webhook dead-letter queue (RedrivePolicy).
+WEBHOOK_DELIVERY_POLICY: dict[str, Any] = {
+    "healthyRetryPolicy": {
+        "minDelayTarget": 20,
+        "maxDelayTarget": 300,
+        "numRetries": 13,
+        "numNoDelayRetries": 1,
+        "numMinDelayRetries": 1,
+        "numMaxDelayRetries": 8,
+        "backoffFunction": "exponential",
+    }
+}
+WEBHOOK_PROTOCOLS = frozenset({"http", "https"})
+
+
+def queue_arn_beside(topic_arn: str, queue_name: str) -> str:
+    """The ARN of the SQS queue ``queue_name`` in the topic's account and region (an SNS
+    dead-letter queue must be in both)."""
+    _, partition, _, region, account, _ = topic_arn.split(":", 5)
+    return f"arn:{partition}:sqs:{region}:{account}:{queue_name}"
+
+
+def delivery_attributes(dead_letter_queue_arn: str | None) -> dict[str, str]:
+    """The retry and dead-letter attributes of a webhook subscription."""
+    attributes = {"DeliveryPolicy": json.dumps(WEBHOOK_DELIVERY_POLICY)}
+    if dead_letter_queue_arn:
+        attributes["RedrivePolicy"] = json.dumps({"deadLetterTargetArn": dead_letter_queue_arn})
+    return attributes
+
 
 def _pk(webhook_id: str) -> str:
     return f"WEBHOOK#{webhook_id}"
@@ -78,11 +112,14 @@ class WebhookRepository:
 
 
 class SubscriptionGateway:
-    """SNS subscriptions of the events topic, each filtered to one user's events."""
+    """SNS subscriptions of the events topic, each filtered to one user's events, retried
+    by ``WEBHOOK_DELIVERY_POLICY`` and dead-lettered to ``dead_letter_queue`` (a queue name
+    in the topic's account and region; empty: none)."""
 
-    def __init__(self, client: SNSClient, topic_arn: str) -> None:
+    def __init__(self, client: SNSClient, topic_arn: str, dead_letter_queue: str = "") -> None:
         self._client = client
         self._topic_arn = topic_arn
+        self._dead_letter_queue_arn = queue_arn_beside(topic_arn, dead_letter_queue) if dead_letter_queue else None
 
     def subscribe(self, url: str, user_id: str) -> str:
         protocol = url.split(":", 1)[0].lower()
@@ -91,10 +128,12 @@ class SubscriptionGateway:
                 TopicArn=self._topic_arn,
                 Protocol=protocol,
                 Endpoint=url,
+                # Set in the Subscribe call itself (sns:Subscribe; no SetSubscriptionAttributes).
                 Attributes={
                     # The filter is what keeps one user's events from another user's endpoint.
                     "FilterPolicy": json.dumps({"userId": [user_id]}),
                     "FilterPolicyScope": "MessageAttributes",
+                    **delivery_attributes(self._dead_letter_queue_arn),
                 },
                 ReturnSubscriptionArn=True,
             )

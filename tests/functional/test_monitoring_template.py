@@ -82,3 +82,24 @@ def test_the_template_passes_cfn_lint(tmp_path: Path):
     path.write_text(json.dumps(template))
     run = subprocess.run([str(cfn_lint), str(path)], capture_output=True, text=True, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_a_webhook_delivery_in_the_webhook_dead_letter_queue_raises_an_alarm():
+    for stage in ("dev", "staging", "prod"):
+        resources = monitoring_template(stage)["Resources"]
+        watching = [
+            r["Properties"]
+            for r in resources.values()
+            if r["Type"] == "AWS::CloudWatch::Alarm"
+            and {"Name": "QueueName", "Value": f"image-service-webhooks-{stage}-dlq"} in r["Properties"]["Dimensions"]
+        ]
+        assert len(watching) == 1, stage
+        (alarm,) = watching
+        assert (alarm["Namespace"], alarm["MetricName"]) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible")
+        assert (alarm["Statistic"], alarm["ComparisonOperator"], alarm["Threshold"]) == (
+            "Maximum",
+            "GreaterThanThreshold",
+            0,
+        )
+        assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
+        assert "docs/notifications.md" in alarm["AlarmDescription"]
