@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from chalicelib.models.domain import ImageRecord
 from chalicelib.models.imports import ImportImageRequest
-from chalicelib.services.imports import build_record
+from chalicelib.services.imports import build_record, object_key_problems
 from scripts.migration.errors import MigrationError
 
 TABLE = "gallery_images"
@@ -87,9 +87,10 @@ class RowRejected(ValueError):
 
 
 def row_to_request(row: LegacyRow) -> ImportImageRequest:
-    """The import body of a row; ``RowRejected`` when the row does not fit the model."""
+    """The import body of a row; ``RowRejected`` when the row does not fit the model, or
+    has object keys the import endpoint refuses (the backfill writes without it)."""
     try:
-        return ImportImageRequest.model_validate(
+        request = ImportImageRequest.model_validate(
             {
                 "user_id": row.user_id,
                 "album_id": row.album_id,
@@ -110,6 +111,10 @@ def row_to_request(row: LegacyRow) -> ImportImageRequest:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         raise RowRejected(row.id, problems) from exc
+    key_problems = object_key_problems(request)
+    if key_problems:
+        raise RowRejected(row.id, "; ".join(f"{p.field}: {p.message}" for p in key_problems))
+    return request
 
 
 def row_to_record(row: LegacyRow) -> ImageRecord:

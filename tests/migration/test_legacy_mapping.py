@@ -94,3 +94,23 @@ def test_the_repository_copy_of_the_legacy_schema_is_the_shared_one() -> None:
     if not shared.exists():
         pytest.skip(f"no shared folder at {SHARED_DIR} (set IMAGE_SERVICE_SHARED_DIR)")
     assert LEGACY_SCHEMA.read_bytes() == shared.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("s3_key", "thumbnail_key", "field"),
+    [
+        ("legacy/user-42/castle.jpg", None, "imageKey"),
+        ("images/user-42/../other/castle.jpg", None, "imageKey"),
+        ("images/user-42/castle.jpg", "thumbs/castle.jpg", "thumbnailKey"),
+    ],
+)
+def test_a_row_whose_objects_the_import_endpoint_would_refuse_is_rejected_by_the_backfill_too(
+    s3_key: str, thumbnail_key: str | None, field: str
+) -> None:
+    """The backfill writes to the table directly: it must refuse what PUT /internal/images
+    refuses, or it would store an image whose DELETE cannot remove its objects."""
+    with pytest.raises(RowRejected) as rejected:
+        row_to_record(row(s3_key=s3_key, thumbnail_key=thumbnail_key))
+
+    assert rejected.value.image_id == ROW_ID
+    assert field in rejected.value.reason
