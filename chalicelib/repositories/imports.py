@@ -61,6 +61,9 @@ class StoredVersion(NamedTuple):
     updated_at: str
     version: int
     deleted: bool
+    # Who owns it and whether an import made it: an import may replace only its own kind.
+    user_id: str | None = None
+    imported: bool = True
 
 
 class UnprocessedItems(TransientFailure):
@@ -261,13 +264,16 @@ class ImportRepository:
     def stored_versions(self, image_ids: Iterable[str]) -> dict[str, StoredVersion]:
         """``updatedAt``/``version`` of the stored records among ``image_ids`` (strongly consistent)."""
         found: dict[str, StoredVersion] = {}
-        for item in self._batch_get(list(image_ids), "PK, updatedAt, version, deletedAt", {}):
+        projection = "PK, updatedAt, version, deletedAt, userId, legacyImageKey"
+        for item in self._batch_get(list(image_ids), projection, {}):
             values = from_item(item)
             image_id = str(values["PK"]).removeprefix(image_pk(""))
             found[image_id] = StoredVersion(
                 updated_at=str(values.get("updatedAt", "")),
                 version=int(values.get("version", 1)),
                 deleted="deletedAt" in values,
+                user_id=values.get("userId"),
+                imported="legacyImageKey" in values,
             )
         return found
 

@@ -73,6 +73,7 @@ from scripts.migration.legacy import TABLE, LegacyRow, LegacySource, Position, R
 from scripts.migration.stage import StageTable
 
 MAX_LISTED_FAILURES = 20
+OWNERSHIP_CONFLICT = "the stored record was not imported, or has another owner: not replaced (see docs/migration.md)"
 
 
 class WriteMode(StrEnum):
@@ -157,12 +158,14 @@ def partition(
     """Read the stored versions (BatchGetItem) and keep the records that are newer.
 
     Records already stored with the same ``updatedAt`` count as unchanged, records whose
-    stored copy is newer (or being deleted) as skipped; the rest come back with the
+    stored copy is newer (or being deleted) as skipped, records whose stored copy was not
+    imported or has another owner as failed; the rest come back with the
     ``version`` they will have when written, each with the stored version seen (``None``
     when there was no record).
     """
     result = BatchResult()
     stored: dict[str, StoredVersion] = {}
+    # Refused here, before any write: BatchWriteItem cannot carry the ownership condition.
     for part in pool.map(repository.stored_versions, [[r.id for r in c] for c in chunked(records, BATCH_GET_LIMIT)]):
         stored.update(part)
     to_write: list[Seen] = []
@@ -170,6 +173,8 @@ def partition(
         current = stored.get(record.id)
         if current is None:
             to_write.append((record.model_copy(update={"version": 1}), None))
+        elif not current.imported or current.user_id != record.user_id:
+            result.fail(record.id, OWNERSHIP_CONFLICT)
         elif current.deleted or current.updated_at > record.updated_at:
             result.counts.skipped_older += 1
         elif current.updated_at == record.updated_at:
@@ -221,7 +226,9 @@ class ConditionalWriter:
     def upsert_each(self, records: Sequence[ImageRecord]) -> BatchResult:
         result = BatchResult()
         for record, outcome in zip(records, self._pool.map(self._upsert, records), strict=True):
-            if isinstance(outcome, UpsertOutcome):
+            if outcome is UpsertOutcome.CONFLICT:
+                result.fail(record.id, OWNERSHIP_CONFLICT)
+            elif isinstance(outcome, UpsertOutcome):
                 result.counts.count(outcome)
             else:
                 result.fail(record.id, outcome)
@@ -292,7 +299,9 @@ class GuardedBatchWriter:
             except RowRejected as exc:
                 result.fail(exc.image_id, exc.reason)
                 continue
-            if outcome in (UpsertOutcome.UPDATED, UpsertOutcome.CREATED):
+            if outcome is UpsertOutcome.CONFLICT:
+                result.fail(row.id, OWNERSHIP_CONFLICT)
+            elif outcome in (UpsertOutcome.UPDATED, UpsertOutcome.CREATED):
                 result.counts.repaired += 1
 
 

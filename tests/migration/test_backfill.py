@@ -101,6 +101,29 @@ def test_a_newer_record_already_in_dynamodb_is_never_replaced_and_an_older_one_i
     assert (counts.read, counts.skipped_older, counts.updated, counts.created) == (50, 1, 1, 48)
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_a_row_whose_stored_record_has_another_owner_is_failed_not_replaced_nor_skipped(
+    gallery: Gallery, table: StageTable, tmp_path: Path, mode: WriteMode
+) -> None:
+    gallery.seed(20, start=20_000 + 100 * MODES.index(mode))
+    with LegacySource(gallery.dsn) as source:
+        rows = [row for batch in source.stream_after(None, 20) for row in batch]
+    # Stored earlier for another owner, and older than the row: only the owner stops it.
+    theirs = row_to_record(rows[0]).model_copy(
+        update={"user_id": "someone-else", "title": "theirs", "updated_at": "2000-01-01T00:00:00.000Z"}
+    )
+    repository(table).upsert(theirs)
+
+    summary = backfill(gallery, table, tmp_path, mode).run()
+
+    stored = repository(table).get_many([rows[0].id])[rows[0].id]
+    assert (stored.user_id, stored.title) == ("someone-else", "theirs")
+    counts = summary.counts
+    assert (counts.read, counts.failed, counts.skipped_older, counts.created) == (20, 1, 0, 19)
+    assert [f.image_id for f in summary.failures] == [rows[0].id]
+    assert "another owner" in summary.failures[0].reason
+
+
 def dual_write_once(
     gallery: Gallery, table: StageTable, changed: list[str], pick: int
 ) -> Callable[[Sequence[ImageRecord]], None]:
