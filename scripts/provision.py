@@ -30,7 +30,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from chalicelib.repositories.webhooks import WEBHOOK_PROTOCOLS, delivery_attributes
-from scripts.stage_config import CONFIG_PATH, LOCAL_STAGE, apply_stage_environment
+from scripts.stage_config import CONFIG_PATH, LOCAL_STAGE, apply_stage_environment, use_local_credentials
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudfront import CloudFrontClient
@@ -619,6 +619,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.stage == LOCAL_STAGE and not args.endpoint_url:
         parser.error("the local stage needs --endpoint-url (or AWS_ENDPOINT_URL): it never talks to AWS")
+    use_local_credentials(args.stage)
     report = provision_stage(args.stage, args.endpoint_url, with_cdn=args.cdn)
     if args.stage != LOCAL_STAGE:
         written = write_stage_config(args.stage, report.outputs)

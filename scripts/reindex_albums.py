@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import boto3
 
 from chalicelib.repositories.images import album_partition
-from scripts.stage_config import LOCAL_STAGE, stage_environment
+from scripts.stage_config import LOCAL_STAGE, stage_environment, use_local_credentials
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.stage == LOCAL_STAGE and not args.endpoint_url:
         parser.error("the local stage needs --endpoint-url (or AWS_ENDPOINT_URL), e.g. http://127.0.0.1:4566")
+    use_local_credentials(args.stage)
     environment = stage_environment(args.stage)
     client: DynamoDBClient = boto3.client(
         "dynamodb", region_name=environment.get("AWS_REGION", "us-east-1"), endpoint_url=args.endpoint_url

@@ -29,6 +29,14 @@ FAKE_AWS_ENVIRONMENT = {
 }
 
 
+def use_local_credentials(stage: str) -> None:
+    """The local stage talks to moto only: give boto3 moto's placeholder credentials
+    unless some are set, so a command against the local stack needs no AWS profile."""
+    if stage == LOCAL_STAGE:
+        for name, value in FAKE_AWS_ENVIRONMENT.items():
+            os.environ.setdefault(name, value)
+
+
 def ensure_project_on_path() -> None:
     """Let scripts import ``chalicelib`` and ``processors`` when run as files."""
     root = str(PROJECT_ROOT)
