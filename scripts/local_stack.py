@@ -254,6 +254,8 @@ def run(
     from chalice import local as chalice_local
     from chalice.cli.factory import CLIFactory
 
+    from scripts import gateway_responses
+
     # http.server answers methods it has no do_* for with an HTML 501; API Gateway answers
     # them like any unrouted method, and so does the app's handler (405, API error body).
     handler_cls = chalice_local.ChaliceRequestHandler
@@ -264,6 +266,22 @@ def run(
         raise AttributeError(name)
 
     handler_cls.__getattr__ = any_method
+
+    # An unknown route: chalice local answers 403 as API Gateway does (and, given a bearer
+    # token, echoes it back). The AWS stages answer it with the gateway response of
+    # scripts/gateway_responses.py: answer the same here.
+    send_error = handler_cls._send_error_response
+
+    def unknown_route_like_aws(self: Any, error: Any) -> None:
+        if getattr(error, "headers", {}).get("x-amzn-ErrorType") != "UnauthorizedException":
+            send_error(self, error)
+            return
+        status, headers, body = gateway_responses.render(
+            "MISSING_AUTHENTICATION_TOKEN", error.headers.get("x-amzn-RequestId", "")
+        )
+        self._send_http_response(status, headers, body)
+
+    handler_cls._send_error_response = unknown_route_like_aws  # type: ignore[method-assign]
     # socketserver's default listen backlog is 5: bursts of clients would be reset.
     chalice_local.ThreadedHTTPServer.request_queue_size = 256
     chalice_local.ThreadedHTTPServer.daemon_threads = True

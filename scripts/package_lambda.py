@@ -18,7 +18,9 @@ would be missing from the zip ("may not work correctly"). This script:
    modules Chalice pip-installed, and checks the glibc versions of every ELF file in the
    resulting zip;
 7. runs cfn-lint on the template;
-8. with ``--deploy``, runs ``chalice deploy --stage STAGE`` from the staging copy.
+8. with ``--deploy``, runs ``chalice deploy --stage STAGE`` from the staging copy, then
+   puts API Gateway's error bodies on the deployed API (``scripts/gateway_responses.py``;
+   the packaged template carries them as resources).
 
 Bytecode: Lambda unpacks the zip into a read-only ``/var/task``, so a module without a
 ``__pycache__/*.pyc`` in the zip is compiled from source on every cold start and the
@@ -406,10 +408,14 @@ def chalice_package(staging: Path, stage: str, out: Path) -> None:
     if out.exists():
         shutil.rmtree(out)
     # The dashboard and alarms are merged into the template (scripts/monitoring_template.py).
+    from scripts.gateway_responses import template_resources
     from scripts.monitoring_template import monitoring_template
 
+    # And API Gateway's own errors in API.md's body (scripts/gateway_responses.py).
+    merged = monitoring_template(stage)
+    merged["Resources"] = {**merged["Resources"], **template_resources()}
     monitoring = staging / "monitoring.json"
-    monitoring.write_text(json.dumps(monitoring_template(stage), indent=2))
+    monitoring.write_text(json.dumps(merged, indent=2))
     log(f"chalice package --stage {stage} (pip-installs requirements.txt for manylinux; cached after the first run)")
     output = run(
         [chalice, "--project-dir", staging, "package", "--stage", stage, "--merge-template", monitoring, out],
@@ -439,6 +445,10 @@ def chalice_deploy(staging: Path, stage: str) -> None:
     )
     if result.returncode != 0:
         raise PackagingError(f"chalice deploy exited {result.returncode}")
+    # chalice deploy has no setting for API Gateway's own error bodies: put them after it.
+    from scripts.gateway_responses import main as apply_gateway_responses
+
+    apply_gateway_responses(["--stage", stage])
 
 
 def cfn_lint(template: Path) -> str:

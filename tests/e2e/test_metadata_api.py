@@ -146,3 +146,16 @@ def test_delete_removes_the_record_and_every_object(client_for, aws):
     again = _call(client, "DELETE", f"/images/{created['id']}")
     assert (again.status_code, again.json()["error"]["code"]) == (404, "not_found")
     assert created["id"] not in _list_all(client, 50)
+
+
+@pytest.mark.parametrize("path", ["/no-such-endpoint", "/images/x/y/z"])
+def test_an_unknown_route_is_a_404_in_the_api_error_body_without_echoing_the_token(client_for, path) -> None:
+    client = client_for(_user("nowhere"))
+
+    response = _call(client, "GET", path)
+
+    assert response.status_code == 404
+    assert response.headers["Content-Type"].startswith("application/json")
+    error = response.json()["error"]
+    assert error["code"] == "not_found" and error["requestId"]
+    assert client.token not in response.text

@@ -192,6 +192,21 @@ def test_the_template_carries_the_dashboard_and_the_alarms(package_dir: Path) ->
     assert resources["AlarmTopic"]["Type"] == "AWS::SNS::Topic"
 
 
+def test_the_template_gives_api_gateways_own_errors_the_api_error_body(package_dir: Path) -> None:
+    resources = json.loads((package_dir / "sam.json").read_text())["Resources"]
+    replies = {
+        resource["Properties"]["ResponseType"]: resource["Properties"]
+        for resource in resources.values()
+        if resource["Type"] == "AWS::ApiGateway::GatewayResponse"
+    }
+    assert {"MISSING_AUTHENTICATION_TOKEN", "THROTTLED", "DEFAULT_4XX", "DEFAULT_5XX"} <= set(replies)
+    assert all(reply["RestApiId"] == {"Ref": "RestAPI"} for reply in replies.values())
+    assert resources["RestAPI"]["Type"] == "AWS::Serverless::Api"
+    unknown_route = json.loads(replies["MISSING_AUTHENTICATION_TOKEN"]["ResponseTemplates"]["application/json"])
+    assert unknown_route["error"]["code"] == "not_found"
+    assert replies["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"
+
+
 def test_the_zip_holds_the_app_processors_and_pillow_with_its_libraries(package_dir: Path) -> None:
     with zipfile.ZipFile(package_dir / "deployment.zip") as archive:
         names = set(archive.namelist())
