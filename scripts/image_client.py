@@ -8,6 +8,7 @@ final = client.wait_until_done(created["id"])
 
 from __future__ import annotations
 
+import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -17,6 +18,11 @@ from typing import Any
 import requests
 
 TERMINAL = frozenset({"completed", "failed", "expired"})
+# Answers a retry may cure: throttling, and the service or its gateway briefly unavailable.
+RETRYABLE_STATUS = frozenset({429, 502, 503, 504})
+MAX_ATTEMPTS = 5
+MAX_RETRY_DELAY = 20.0
+S3_ATTEMPTS = 3
 CONTENT_TYPES = {
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",
@@ -24,6 +30,10 @@ CONTENT_TYPES = {
     ".webp": "image/webp",
     ".gif": "image/gif",
 }
+
+
+class Cancelled(Exception):
+    """The caller asked to stop waiting (``should_stop``)."""
 
 
 class ApiError(Exception):
@@ -37,15 +47,45 @@ class ApiError(Exception):
         super().__init__(f"HTTP {status} {self.code}: {error.get('message', body)}")
 
 
+def retry_delay(response: requests.Response | None, attempt: int) -> float:
+    """``Retry-After`` seconds when the answer has them (capped), else a jittered doubling."""
+    if response is not None:
+        try:
+            return min(max(float(response.headers.get("Retry-After", "")), 0.0), MAX_RETRY_DELAY)
+        except ValueError:
+            pass  # absent, or an HTTP date: back off by ourselves
+    backoff: float = min(0.25 * 2**attempt, MAX_RETRY_DELAY)
+    return backoff * random.uniform(0.5, 1.0)
+
+
 @dataclass
 class ImageServiceClient:
     api_url: str
     token: str
     timeout: float = 30.0
+    sleep: Callable[[float], None] = time.sleep
 
     def __post_init__(self) -> None:
         self.api_url = self.api_url.rstrip("/")
         self._session = requests.Session()
+
+    def _send(self, method: str, url: str, *, repeatable: bool, **options: Any) -> requests.Response:
+        """One request, retried on 429/502/503/504 (honouring ``Retry-After``) and, when
+        repeating it is harmless (a read, or a create under an Idempotency-Key), on a lost
+        connection; at most ``MAX_ATTEMPTS`` tries, the last answer or error returned."""
+        for attempt in range(MAX_ATTEMPTS):
+            last = attempt == MAX_ATTEMPTS - 1
+            try:
+                response = self._session.request(method, url, timeout=self.timeout, **options)
+            except (requests.ConnectionError, requests.Timeout):
+                if not repeatable or last:
+                    raise
+                self.sleep(retry_delay(None, attempt))
+                continue
+            if response.status_code not in RETRYABLE_STATUS or last:
+                return response
+            self.sleep(retry_delay(response, attempt))
+        raise AssertionError("unreachable")
 
     def _headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}", **(extra or {})}
@@ -69,7 +109,10 @@ class ImageServiceClient:
     ) -> dict[str, Any]:
         headers = self._headers({"Idempotency-Key": idempotency_key} if idempotency_key else None)
         body = {"filename": filename, "contentType": content_type, "size": size, **metadata}
-        response = self._session.post(f"{self.api_url}/images", json=body, headers=headers, timeout=self.timeout)
+        # Without a key, a create whose answer was lost may have made an image: not repeated.
+        response = self._send(
+            "POST", f"{self.api_url}/images", repeatable=idempotency_key is not None, json=body, headers=headers
+        )
         result: dict[str, Any] = self._json(response)
         return result
 
@@ -83,8 +126,8 @@ class ImageServiceClient:
             raise ApiError(response.status_code, {"error": {"code": "upload_rejected", "message": response.text[:500]}})
 
     def status(self, image_id: str) -> dict[str, Any]:
-        response = self._session.get(
-            f"{self.api_url}/images/{image_id}/status", headers=self._headers(), timeout=self.timeout
+        response = self._send(
+            "GET", f"{self.api_url}/images/{image_id}/status", repeatable=True, headers=self._headers()
         )
         result: dict[str, Any] = self._json(response)
         return result
@@ -94,11 +137,15 @@ class ImageServiceClient:
         image_id: str,
         timeout: float = 120.0,
         on_poll: Callable[[dict[str, Any]], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> dict[str, Any]:
-        """Poll the status with backoff (0.1 s doubling to 2 s) until it is terminal."""
+        """Poll the status with backoff (0.1 s doubling to 2 s) until it is terminal;
+        ``Cancelled`` as soon as ``should_stop()`` says so."""
         deadline = time.monotonic() + timeout
         delay = 0.1
         while True:
+            if should_stop is not None and should_stop():
+                raise Cancelled(image_id)
             current = self.status(image_id)
             if on_poll is not None:
                 on_poll(current)
@@ -137,15 +184,30 @@ class ImageServiceClient:
         """
         form = created["upload"]
         fields = {str(name): str(value) for name, value in form["fields"].items()}
-        body = MultipartStream(fields, "file", filename, data, fields.get("Content-Type", "application/octet-stream"))
-        if on_progress is not None:
-            body.on_progress = on_progress
-        response = requests.post(
-            form["url"],
-            data=body,
-            headers={"Content-Type": body.content_type, "Content-Length": str(len(body))},
-            timeout=max(self.timeout, 120),
-        )
+        for attempt in range(S3_ATTEMPTS):
+            body = MultipartStream(
+                fields, "file", filename, data, fields.get("Content-Type", "application/octet-stream")
+            )
+            if on_progress is not None:
+                body.on_progress = on_progress
+            last = attempt == S3_ATTEMPTS - 1
+            try:
+                response = requests.post(
+                    form["url"],
+                    data=body,
+                    headers={"Content-Type": body.content_type, "Content-Length": str(len(body))},
+                    timeout=max(self.timeout, 120),
+                )
+            except (requests.ConnectionError, requests.Timeout):
+                if last:
+                    raise
+                self.sleep(retry_delay(None, attempt))
+                continue
+            # S3's 500 InternalError and 503 SlowDown ask for a retry; the same key is
+            # simply written again.
+            if response.status_code not in (500, 503) or last:
+                break
+            self.sleep(retry_delay(response, attempt))
         if response.status_code not in (200, 201, 204):
             raise ApiError(response.status_code, {"error": {"code": "upload_rejected", "message": response.text[:500]}})
 
@@ -154,8 +216,8 @@ class ImageServiceClient:
         images: list[dict[str, Any]] = []
         params: dict[str, str | int] = {"limit": limit}
         while True:
-            response = self._session.get(
-                f"{self.api_url}/images", params=params, headers=self._headers(), timeout=self.timeout
+            response = self._send(
+                "GET", f"{self.api_url}/images", repeatable=True, params=params, headers=self._headers()
             )
             page: dict[str, Any] = self._json(response)
             images.extend(page["images"])

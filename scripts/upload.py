@@ -36,7 +36,7 @@ from typing import Any, TextIO
 
 import requests
 
-from scripts.image_client import CONTENT_TYPES, ApiError, ImageServiceClient
+from scripts.image_client import CONTENT_TYPES, ApiError, Cancelled, ImageServiceClient
 
 DEFAULT_API = "http://127.0.0.1:8000"
 BAR_WIDTH = 24
@@ -68,8 +68,9 @@ class Outcome:
         }
 
 
-def idempotency_key(name: str, data: bytes) -> str:
-    """``sha256-<hex of the bytes>-<12 hex of the name>``: printable ASCII, 84 characters.
+def idempotency_key(name: str, data: bytes, attempt: int = 0) -> str:
+    """``sha256-<hex of the bytes>-<12 hex of the name>``: printable ASCII, 84 characters
+    (``-r<n>`` after it for the n-th upload again, see ``upload_file``).
 
     The content hash makes a re-run of the same file a replay; the name is part of the
     request body, so it is part of the key too (a renamed copy is a new request, not a
@@ -77,7 +78,43 @@ def idempotency_key(name: str, data: bytes) -> str:
     """
     content = hashlib.sha256(data).hexdigest()
     named = hashlib.sha256(name.encode()).hexdigest()[:12]
-    return f"sha256-{content}-{named}"
+    return f"sha256-{content}-{named}" + (f"-r{attempt}" if attempt else "")
+
+
+# A replay that answers one of these is an image to upload again, under the next key: the
+# file never arrived (expired), no delivery could process it, or it was deleted (404).
+# Other failures (corrupt_image, unsupported_format...) would fail the same way again.
+UPLOAD_AGAIN_ERRORS = frozenset({"processing_failed"})
+MAX_UPLOADS_AGAIN = 5
+
+
+def _upload_again(created: dict[str, Any]) -> bool:
+    if created.get("upload"):
+        return False
+    if created["status"] == "expired":
+        return True
+    error = (created.get("image") or {}).get("error") or {}
+    return created["status"] == "failed" and error.get("code") in UPLOAD_AGAIN_ERRORS
+
+
+def create_or_replay(client: ImageServiceClient, path: Path, data: bytes) -> dict[str, Any]:
+    """Create the file's image, or replay it; walks on to the next key (``-r1``, ``-r2``...)
+    while the replay is an image to upload again, so re-running the command after an
+    expiry or a deletion uploads the file again, and re-running it once more replays that."""
+    content_type = CONTENT_TYPES[path.suffix.lower()]
+    for attempt in range(MAX_UPLOADS_AGAIN + 1):
+        last = attempt == MAX_UPLOADS_AGAIN
+        try:
+            created = client.create_upload(
+                path.name, content_type, len(data), idempotency_key(path.name, data, attempt)
+            )
+        except ApiError as error:
+            if error.status == 404 and error.code == "not_found" and not last:
+                continue  # the image of this key was deleted
+            raise
+        if last or not _upload_again(created):
+            return created
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -166,14 +203,27 @@ def check_files(paths: Sequence[str]) -> list[Path]:
     return files
 
 
-def upload_file(client: ImageServiceClient, path: Path, progress: Progress, index: int, timeout: float) -> Outcome:
+def upload_file(
+    client: ImageServiceClient,
+    path: Path,
+    progress: Progress,
+    index: int,
+    timeout: float,
+    stop: threading.Event | None = None,
+) -> Outcome:
     outcome = Outcome(file=str(path))
+    stop = stop or threading.Event()
+
+    def polled(status: dict[str, Any]) -> None:
+        outcome.status = status["status"]  # on a timeout, the last status seen
+        progress.phase(index, _phase_of(status["status"]))
+
     try:
+        if stop.is_set():
+            raise Cancelled(str(path))
         data = path.read_bytes()
         progress.phase(index, "creating")
-        created = client.create_upload(
-            path.name, CONTENT_TYPES[path.suffix.lower()], len(data), idempotency_key(path.name, data)
-        )
+        created = create_or_replay(client, path, data)
         outcome.id, outcome.status = created["id"], created["status"]
         if created.get("upload"):
             # The body is the form fields plus the file: report the file's share of it.
@@ -187,9 +237,9 @@ def upload_file(client: ImageServiceClient, path: Path, progress: Progress, inde
         else:
             # A replay of an image that already arrived: nothing left to upload.
             progress.bytes_sent(index, len(data), len(data), f"already uploaded ({created['status']})")
-        final = client.wait_until_done(
-            outcome.id, timeout=timeout, on_poll=lambda status: progress.phase(index, _phase_of(status["status"]))
-        )
+        final = client.wait_until_done(outcome.id, timeout=timeout, on_poll=polled, should_stop=stop.is_set)
+    except Cancelled:
+        outcome.error = {"code": "interrupted", "message": "stopped before the outcome was known"}
     except ApiError as error:
         outcome.status = "failed"
         outcome.error = {"code": error.code, "message": str(error)}
@@ -278,13 +328,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     progress = Progress(sys.stderr)
     indexes = [progress.add(path.name) for path in files]
 
+    stop = threading.Event()
+
     def run(index: int) -> Outcome:
         # One client per file: requests sessions are not meant to be shared across threads.
         own = ImageServiceClient(client.api_url, client.token)
-        return upload_file(own, files[index], progress, index, args.timeout)
+        return upload_file(own, files[index], progress, index, args.timeout, stop)
 
-    with ThreadPoolExecutor(max_workers=max(1, args.concurrency)) as pool:
-        outcomes = list(pool.map(run, indexes))
+    pool = ThreadPoolExecutor(max_workers=max(1, args.concurrency))
+    futures = [pool.submit(run, index) for index in indexes]
+    try:
+        outcomes = [future.result() for future in futures]
+    except KeyboardInterrupt:
+        # Start no other file, stop waiting for outcomes; requests in flight finish first.
+        stop.set()
+        pool.shutdown(wait=True, cancel_futures=True)
+        print("upload.py: interrupted", file=sys.stderr)
+        return 130
+    pool.shutdown()
 
     if args.json:
         json.dump({"results": [o.as_json() for o in outcomes]}, sys.stdout, indent=2)
