@@ -1,8 +1,9 @@
 """A small webhook receiver for the local stack: collects SNS HTTP deliveries in memory.
 
-Used by ``make demo`` and the end-to-end tests. Like a real subscriber it verifies each
-message's signature (``scripts/subscriber``); moto signs the local stack's deliveries
-with a certificate of its own, which the local stack serves (``local_certificates``).
+Used by ``make demo``, the load test and the end-to-end tests. It stores what arrives
+as it is: the callers verify each message's signature with ``scripts/subscriber`` (as a
+real subscriber must), fetching moto's signing certificate from the local stack
+(``local_certificates``). ``events()`` skips what is not a JSON notification.
 """
 
 from __future__ import annotations
@@ -63,7 +64,18 @@ class WebhookReceiver:
     def events(self) -> list[dict[str, Any]]:
         """The image events received (the JSON ``Message`` of each notification)."""
         with self._lock:
-            return [json.loads(d["Message"]) for d in self.deliveries if d.get("Type") == "Notification"]
+            deliveries = list(self.deliveries)
+        events = []
+        for delivery in deliveries:
+            if not isinstance(delivery, dict) or delivery.get("Type") != "Notification":
+                continue
+            try:
+                event = json.loads(delivery.get("Message", ""))
+            except (TypeError, ValueError):
+                continue  # not an image event: a real subscriber would refuse it too
+            if isinstance(event, dict):
+                events.append(event)
+        return events
 
     def wait_for(self, count: int, timeout: float) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout

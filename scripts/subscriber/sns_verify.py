@@ -288,7 +288,10 @@ def _check_sns_url(url: str, host: str, name: str) -> None:
     # reinterpret whitespace, controls and backslashes differently).
     if not _URL_CHARACTERS.fullmatch(url):
         raise SnsVerificationError(f"{name} contains characters not allowed here")
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. a bracketed host that is no IPv6 address
+        raise SnsVerificationError(f"{name} is not a valid URL") from exc
     if parts.scheme != "https":
         raise SnsVerificationError(f"{name} is not https")
     # The whole authority must be the host: no userinfo, no other port, no look-alike or IP.

@@ -259,6 +259,8 @@ def test_the_default_port_443_is_accepted() -> None:
         "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem\n",
         "https://54.239.28.85/SimpleNotificationService-abc.pem",
         "https://[::1]/SimpleNotificationService-abc.pem",
+        "https://[sns.us-east-1.amazonaws.com]/SimpleNotificationService-abc.pem",  # urlsplit: ValueError
+        "https://[::1/SimpleNotificationService-abc.pem",
         "http://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem",
         "ftp://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem",
         "//sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem",
