@@ -97,3 +97,30 @@ def save_screenshot(png: bytes) -> None:
     with Image.open(io.BytesIO(png)) as image:
         image.convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(SCREENSHOT, optimize=True)
     assert SCREENSHOT.stat().st_size < 300_000
+
+
+def test_a_photo_whose_image_was_deleted_is_uploaded_again_from_the_page(
+    stack: RunningStack, browser_page: Page, corpus_dir: Path
+) -> None:
+    import requests
+
+    page = browser_page
+    token = local_token(f"browser-{uuid.uuid4().hex[:8]}")
+    page.goto(f"{stack.api_url}/demo?token={token}")
+    chooser = page.get_by_label("Choose images, or drop them here")
+    chooser.set_input_files(str(corpus_dir / "kite.jpg"))
+    first = page.locator("li.upload", has_text="kite.jpg").nth(0)
+    expect(first).to_have_attribute("data-status", "completed", timeout=120_000)
+    first_id = first.get_attribute("data-image-id")
+    deleted = requests.delete(
+        f"{stack.api_url}/images/{first_id}", headers={"Authorization": f"Bearer {token}"}, timeout=30
+    )
+    assert deleted.status_code == 204
+
+    chooser.set_input_files(str(corpus_dir / "kite.jpg"))  # the same file: its key's image is gone
+
+    second = page.locator("li.upload", has_text="kite.jpg").nth(1)
+    expect(second).to_have_attribute("data-status", "completed", timeout=120_000)
+    second_id = second.get_attribute("data-image-id")
+    assert second_id and second_id != first_id
+    assert ImageServiceClient(stack.api_url, token).status(second_id)["status"] == "completed"
