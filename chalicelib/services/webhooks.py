@@ -113,7 +113,7 @@ def check_webhook_url(url: str, local_stage: bool) -> str:
         raise bad("The URL must not have a #fragment.")
     if local_stage:
         if host not in _LOOPBACK_HOSTS:
-            raise bad("The local stack delivers only to 127.0.0.1 or localhost.")
+            raise bad("The local stack delivers only to 127.0.0.1, localhost or [::1].")
         return url
     if scheme != "https":
         raise bad("Webhooks must use https.")
