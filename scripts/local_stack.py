@@ -282,6 +282,16 @@ def run(
         self._send_http_response(status, headers, body)
 
     handler_cls._send_error_response = unknown_route_like_aws  # type: ignore[method-assign]
+
+    # http.server logs each request line to stderr, query string included: the demo page's
+    # ?token= would land in the terminal. Log the path without it.
+    def log_request_without_query(self: Any, code: Any = "-", size: Any = "-") -> None:
+        method, _, rest = str(getattr(self, "requestline", "")).partition(" ")
+        target, _, version = rest.partition(" ")
+        path, query_mark, _ = target.partition("?")
+        self.log_message('"%s %s%s %s" %s %s', method, path, "?..." if query_mark else "", version, code, size)
+
+    handler_cls.log_request = log_request_without_query
     # socketserver's default listen backlog is 5: bursts of clients would be reset.
     chalice_local.ThreadedHTTPServer.request_queue_size = 256
     chalice_local.ThreadedHTTPServer.daemon_threads = True

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import time
 import uuid
 
 import pytest
@@ -159,3 +160,17 @@ def test_an_unknown_route_is_a_404_in_the_api_error_body_without_echoing_the_tok
     error = response.json()["error"]
     assert error["code"] == "not_found" and error["requestId"]
     assert client.token not in response.text
+
+
+def test_the_local_stack_logs_request_paths_without_their_query_string(stack) -> None:
+    secret = f"query-secret-{uuid.uuid4().hex}"
+
+    assert requests.get(f"{stack.api_url}/demo?token={secret}", timeout=30).status_code == 200
+
+    for _ in range(50):  # the log is read by a thread: give it a moment
+        if any('"GET /demo?... HTTP/1.1" 200' in line for line in list(stack.log)):
+            break
+        time.sleep(0.1)
+    lines = list(stack.log)
+    assert any('"GET /demo?... HTTP/1.1" 200' in line for line in lines)
+    assert not any(secret in line for line in lines)
