@@ -4,8 +4,11 @@
     python scripts/verify_migration.py --dsn ... --stage prod --sample 10000 --report verify.json
 
 Every row (or a uniform random sample) is mapped exactly as the backfill maps it and
-compared field by field with the record read back with BatchGetItem. Each missing record
-and each differing field is printed with the row id; the JSON report lists them all.
+compared field by field with the record read back with BatchGetItem; a row whose image
+was deleted through the Image Service is a difference (DELETED). A full run then scans
+the table's live imported records (a parallel Scan, projected on the key) and reports
+each one that has no row (ORPHAN). Each difference is printed with the id; the JSON
+report lists them all.
 Exit status: 0 everything matches, 1 differences (ids printed), 2 usage or connection
 problem.
 """
@@ -24,7 +27,7 @@ from pathlib import Path
 from scripts.migration.errors import MigrationError
 from scripts.migration.legacy import LegacySource
 from scripts.migration.stage import open_stage_table
-from scripts.migration.verify import Verification, write_report
+from scripts.migration.verify import SCAN_SEGMENTS, Verification, write_report
 
 MAX_PRINTED = 50
 
@@ -41,6 +44,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dsn", required=True, help="libpq connection string or URI of the legacy database")
     parser.add_argument("--stage", required=True, help="a stage of .chalice/config.json")
     parser.add_argument("--sample", type=positive, help="check a uniform random sample of N rows instead of all")
+    parser.add_argument(
+        "--scan-segments",
+        type=positive,
+        default=SCAN_SEGMENTS,
+        help=f"parallel Scan segments of the imported-records scan ({SCAN_SEGMENTS}; not with --sample)",
+    )
     parser.add_argument("--report", type=Path, help="write the JSON report here (default verify-<stage>.json)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
@@ -56,7 +65,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         table = open_stage_table(args.stage)
         with LegacySource(args.dsn) as source:
-            report = Verification(source, table, args.sample, progress=not args.no_progress).run(show)
+            verification = Verification(
+                source, table, args.sample, progress=not args.no_progress, scan_segments=args.scan_segments
+            )
+            report = verification.run(show)
     except MigrationError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -64,9 +76,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"... {printed - MAX_PRINTED} more differences in {report_path}")
     write_report(report_path, report)
     what = f"a sample of {report.checked}" if args.sample else f"{report.checked}"
+    orphans = (
+        "imported records not scanned (--sample)"
+        if report.orphaned is None
+        else f"{len(report.orphaned)} of {report.imported_scanned} imported records without a row"
+    )
     print(
         f"verified {what} rows in {report.elapsed:.1f} s: {report.matched} match, {len(report.missing)} missing, "
-        f"{len(report.mismatched)} differ, {len(report.unmappable)} unmappable; report: {report_path}"
+        f"{len(report.mismatched)} differ, {len(report.unmappable)} unmappable, {len(report.deleted)} deleted; "
+        f"{orphans}; report: {report_path}"
     )
     if report.ok:
         return 0

@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from pydantic.alias_generators import to_camel, to_snake
 
 from chalicelib.errors import ConditionFailed
-from chalicelib.models.common import ImageStatus
+from chalicelib.models.common import ImageStatus, parse_time
 from chalicelib.models.domain import IdempotencyRecord, ImageRecord, ProcessingOutcome
 from chalicelib.repositories.dynamo import error_code, from_item, to_item, to_value, translated_errors
 
@@ -375,6 +375,37 @@ class TransactionConflict(ConditionFailed):
 # Marks the record deleted and drops its index keys, so no listing shows it any more.
 _TOMBSTONE = "SET deletedAt = if_not_exists(deletedAt, :now) REMOVE GSI1PK, GSI1SK, GSI2PK, GSI2SK, GSI3PK, GSI3SK"
 
+# An imported image's finished delete: the tombstone stays this long (docs/migration.md),
+# longer than any backfill or dual-write from before the delete can still arrive.
+TOMBSTONE_DAYS = 90
+# Set on a purged tombstone: the delete finished (objects removed); a DELETE of it is a 404.
+PURGED = "purged"
+# What a purged tombstone no longer keeps: the user's content. The record's required
+# fields stay (every reader parses the item, then answers 404 from ``deletedAt``), the
+# filename blanked; the index keys went with ``_TOMBSTONE``.
+_DROPPED_ON_PURGE = (
+    "title",
+    "description",
+    "tags",
+    "albumId",
+    "width",
+    "height",
+    "placeholder",
+    "legacyThumbnailKey",
+    "uploadedAt",
+    "uploadExpiresAt",
+    "errorCode",
+    "errorMessage",
+    "eventId",
+    "eventOccurredAt",
+)
+_PURGED_NAMES = {f"#d{index}": name for index, name in enumerate(_DROPPED_ON_PURGE)}
+_PURGE = (
+    "SET #purged = :true, #ttl = :ttl, originalFilename = :blank REMOVE "
+    + ", ".join(_PURGED_NAMES)
+    + ", GSI1PK, GSI1SK, GSI2PK, GSI2SK, GSI3PK, GSI3SK"
+)
+
 
 class WriteRejected(ConditionFailed):
     """A conditional metadata write lost; ``current`` is the record as it was, if any."""
@@ -474,6 +505,8 @@ class ImageQueries:
         """Step 1 of a delete: tombstone the record and take it out of every listing.
 
         A tombstoned record reads as gone; a retried DELETE finds it and finishes the job.
+        A purged tombstone (an imported image whose delete finished, see ``finish_delete``)
+        is gone for good: ``WriteRejected(None)``, whoever asks, as for a removed record.
         """
         try:
             with translated_errors():
@@ -481,26 +514,73 @@ class ImageQueries:
                     TableName=self._table,
                     Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
                     UpdateExpression=_TOMBSTONE,
-                    ConditionExpression="attribute_exists(PK) AND userId = :me",
+                    ConditionExpression="attribute_exists(PK) AND attribute_not_exists(#purged) AND userId = :me",
+                    ExpressionAttributeNames={"#purged": PURGED},
                     ExpressionAttributeValues={":now": to_value(now), ":me": to_value(user_id)},
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
         except ConditionFailed as exc:
-            raise WriteRejected(self._current(image_id, exc.item)) from exc
+            item = exc.item
+            if not item:  # older DynamoDB emulators do not return the item on a failed condition
+                with translated_errors():
+                    item = self._client.get_item(
+                        TableName=self._table,
+                        Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
+                        ConsistentRead=True,
+                    ).get("Item")
+            if not item or PURGED in item:
+                raise WriteRejected(None) from exc
+            raise WriteRejected(item_to_record(item)) from exc
         return item_to_record(response["Attributes"])
 
     def finish_delete(self, image_id: str) -> None:
-        """Last step of a delete: remove the tombstone (only a tombstone)."""
+        """Last step of a delete (of a record being deleted only, so never of a live one).
+
+        A record the service created is removed. An imported one (it has
+        ``legacyImageKey``) becomes a purged tombstone instead (``_PURGE``): a backfill row
+        from an older snapshot or a late dual-write retry must find it and change nothing,
+        where they would re-create a removed record pointing at the objects just deleted.
+        The tombstone keeps what the import's guards and the readers need (id, owner,
+        legacy key, ``updatedAt``, ``deletedAt``, the required fields of a record), drops
+        the user's content and every index key, and expires through the table's TTL
+        ``TOMBSTONE_DAYS`` after the delete began.
+        """
+        key = {"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)}
         try:
             with translated_errors():
                 self._client.delete_item(
                     TableName=self._table,
-                    Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
-                    ConditionExpression="attribute_exists(deletedAt)",
+                    Key=key,
+                    ConditionExpression="attribute_exists(deletedAt) AND attribute_not_exists(legacyImageKey)",
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                )
+            return
+        except ConditionFailed as exc:
+            item = exc.item
+        if not item:
+            with translated_errors():
+                item = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+        if not item or "deletedAt" not in item or "legacyImageKey" not in item:
+            return  # already gone (a concurrent delete finished first), or not being deleted
+        deleted_at = parse_time(str(from_item({"deletedAt": item["deletedAt"]})["deletedAt"]))
+        expires = int(deleted_at.timestamp()) + TOMBSTONE_DAYS * 86_400
+        try:
+            with translated_errors():
+                self._client.update_item(
+                    TableName=self._table,
+                    Key=key,
+                    UpdateExpression=_PURGE,
+                    ConditionExpression="attribute_exists(deletedAt) AND attribute_exists(legacyImageKey)",
+                    ExpressionAttributeNames={"#purged": PURGED, "#ttl": "ttl", **_PURGED_NAMES},
+                    ExpressionAttributeValues={
+                        ":true": to_value(True),
+                        ":ttl": to_value(expires),
+                        ":blank": to_value(""),
+                    },
                 )
         except ConditionFailed:
-            return  # already gone: a concurrent delete finished first
+            return  # removed meanwhile
 
     def _current(self, image_id: str, item: dict[str, Any] | None) -> ImageRecord | None:
         if item:

@@ -12,6 +12,10 @@ service created itself (no ``legacyImageKey``: every imported record has one) or
 owned by another user is never written over (``CONFLICT``). Both rules are conditions of
 the write itself, so they hold for the backfill's transactions too, whatever the caller
 read before.
+
+An image deleted through the service stays deleted: its record is kept as a tombstone
+(``deletedAt``; see ``ImageQueries.finish_delete``) that no import replaces (``DELETED``),
+so a backfill row from an older snapshot or a late dual-write cannot bring it back.
 """
 
 from __future__ import annotations
@@ -46,7 +50,8 @@ class UpsertOutcome(StrEnum):
     CREATED = "created"  # no record before
     UPDATED = "updated"  # an older record was replaced
     UNCHANGED = "unchanged"  # the stored record has the same updatedAt: nothing written
-    STALE = "stale"  # the stored record is newer (or being deleted): nothing written
+    STALE = "stale"  # the stored record is newer: nothing written
+    DELETED = "deleted"  # the image was deleted through the service (a tombstone): nothing written
     CONFLICT = "conflict"  # the stored record was not imported, or has another owner: nothing written
 
 
@@ -131,7 +136,8 @@ class ImportRepository:
     def upsert(self, record: ImageRecord) -> UpsertResult:
         """Create the record, or replace an older one; never replace a newer one, nor one
         that was not imported or that another user owns (``CONFLICT``, decided before the
-        timestamps so that it says nothing about the stored record).
+        timestamps so that it says nothing about the stored record), nor one deleted
+        through the service (``DELETED``, whatever the timestamps).
 
         Usually one conditional PutItem. When a record exists, a second PutItem replaces it
         on condition that it is still the one just seen (same updatedAt and version, still
@@ -149,7 +155,9 @@ class ImportRepository:
                 continue  # deleted in between: try to create it again
             if not may_replace(current, record):
                 return UpsertResult(UpsertOutcome.CONFLICT, current)
-            if current.deleted_at is not None or current.updated_at > record.updated_at:
+            if current.deleted_at is not None:
+                return UpsertResult(UpsertOutcome.DELETED, current)
+            if current.updated_at > record.updated_at:
                 return UpsertResult(UpsertOutcome.STALE, current)
             if current.updated_at == record.updated_at:
                 return UpsertResult(UpsertOutcome.UNCHANGED, current)
@@ -206,14 +214,16 @@ class ImportRepository:
         return item_to_record(current) if current else None
 
     def delete_if_unchanged(self, image_id: str, updated_at: str) -> bool:
-        """Delete the record only while it is still the one written with ``updated_at``."""
+        """Delete the record only while it is still the one written with ``updated_at``,
+        and not being deleted through the service (that delete finishes it, and the
+        tombstone it leaves must stay)."""
 
         def delete() -> None:
             with _write_errors():
                 self._client.delete_item(
                     TableName=self._table,
                     Key=_key(image_id),
-                    ConditionExpression="#updatedAt = :written",
+                    ConditionExpression="#updatedAt = :written AND attribute_not_exists(deletedAt)",
                     ExpressionAttributeNames={"#updatedAt": "updatedAt"},
                     ExpressionAttributeValues={":written": to_value(updated_at)},
                 )
@@ -276,6 +286,34 @@ class ImportRepository:
                 imported="legacyImageKey" in values,
             )
         return found
+
+    def imported_ids_page(
+        self, segment: int, segments: int, start: dict[str, Any] | None
+    ) -> tuple[list[str], dict[str, Any] | None]:
+        """One page of segment ``segment`` of a parallel Scan of ``segments``: the ids of
+        the live imported records (``legacyImageKey``, not being deleted, not a
+        tombstone), and the key to go on from (``None`` at the segment's end).
+
+        Eventually consistent and projected on the key, but a Scan reads (and is billed
+        for) every item of the table whatever the filter keeps (docs/migration.md).
+        """
+        arguments: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": "attribute_exists(legacyImageKey) AND attribute_not_exists(deletedAt)",
+            "ProjectionExpression": "PK",
+            "Segment": segment,
+            "TotalSegments": segments,
+        }
+        if start is not None:
+            arguments["ExclusiveStartKey"] = start
+
+        def scan() -> dict[str, Any]:
+            with translated_errors():
+                return cast(dict[str, Any], self._client.scan(**arguments))
+
+        response = self._retry(scan)
+        ids = [str(from_item(item)["PK"]).removeprefix(image_pk("")) for item in response.get("Items", [])]
+        return ids, response.get("LastEvaluatedKey")
 
     def get_many(self, image_ids: Iterable[str], fields: Sequence[str] = ()) -> dict[str, ImageRecord]:
         """The stored records among ``image_ids`` (strongly consistent BatchGetItem).

@@ -114,8 +114,9 @@ class ImportService:
         self._repository = repository
 
     def import_image(self, image_id: str, request: ImportImageRequest) -> UpsertResult:
-        """Upsert; 409 ``stale_update`` when the stored record is newer; 403 ``forbidden``
-        when it was not imported or has another owner.
+        """Upsert; 409 ``stale_update`` when the stored record is newer or the image was
+        deleted through the service; 403 ``forbidden`` when it was not imported or has
+        another owner.
 
         The same ``updatedAt`` again (a retried dual-write, a re-run backfill) is a no-op
         that answers 200 with the stored record.
@@ -144,6 +145,11 @@ class ImportService:
             )
             raise ImportRefused()
         logs.info("image import", imageId=image_id, outcome=result.outcome.value, updatedAt=result.record.updated_at)
+        if result.outcome is UpsertOutcome.DELETED:
+            raise StaleUpdate(
+                f"The image was deleted in the Image Service at {result.record.deleted_at}; "
+                "an import cannot bring it back, and nothing was changed."
+            )
         if result.outcome is UpsertOutcome.STALE:
             raise StaleUpdate(
                 f"The stored image was updated at {result.record.updated_at}, after this import's "

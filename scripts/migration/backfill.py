@@ -98,6 +98,7 @@ class Counts:
     updated: int = 0
     unchanged: int = 0
     skipped_older: int = 0
+    skipped_deleted: int = 0  # deleted through the service since: the tombstone stays
     failed: int = 0
     repaired: int = 0
     removed: int = 0
@@ -124,6 +125,8 @@ class Counts:
             self.updated += 1
         elif outcome is UpsertOutcome.UNCHANGED:
             self.unchanged += 1
+        elif outcome is UpsertOutcome.DELETED:
+            self.skipped_deleted += 1
         else:
             self.skipped_older += 1
 
@@ -158,7 +161,8 @@ def partition(
     """Read the stored versions (BatchGetItem) and keep the records that are newer.
 
     Records already stored with the same ``updatedAt`` count as unchanged, records whose
-    stored copy is newer (or being deleted) as skipped, records whose stored copy was not
+    stored copy is newer as skipped, records deleted through the service (a tombstone,
+    whatever its ``updatedAt``) as skipped, deleted, records whose stored copy was not
     imported or has another owner as failed; the rest come back with the
     ``version`` they will have when written, each with the stored version seen (``None``
     when there was no record).
@@ -175,7 +179,9 @@ def partition(
             to_write.append((record.model_copy(update={"version": 1}), None))
         elif not current.imported or current.user_id != record.user_id:
             result.fail(record.id, OWNERSHIP_CONFLICT)
-        elif current.deleted or current.updated_at > record.updated_at:
+        elif current.deleted:
+            result.counts.skipped_deleted += 1
+        elif current.updated_at > record.updated_at:
             result.counts.skipped_older += 1
         elif current.updated_at == record.updated_at:
             result.counts.unchanged += 1
@@ -344,6 +350,7 @@ class Summary:
             f"  rows read            {c.read}",
             f"  written              {'0 (would write ' + str(c.read - c.failed) + ')' if self.dry_run else written}",
             f"  skipped, older       {c.skipped_older}",
+            f"  skipped, deleted     {c.skipped_deleted}",
             f"  unchanged            {c.unchanged}",
             f"  repaired             {c.repaired}",
             f"  removed (deleted)    {c.removed}",

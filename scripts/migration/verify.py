@@ -1,5 +1,7 @@
 """The verification behind ``scripts/verify_migration.py``: every row (or a random
-sample) of ``gallery_images`` against its DynamoDB record, field by field."""
+sample) of ``gallery_images`` against its DynamoDB record, field by field; then (full
+runs) every imported record of the table against ``gallery_images``, so a record whose
+row is gone is a difference too."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import json
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +41,7 @@ COMPARED_FIELDS: tuple[str, ...] = (
     "updated_at",
 )
 BATCH = 100
+SCAN_SEGMENTS = 4  # parallel Scan segments of the orphan scan
 
 
 @dataclass
@@ -50,15 +54,26 @@ class VerifyReport:
     missing: list[str] = field(default_factory=list)
     mismatched: list[dict[str, Any]] = field(default_factory=list)
     unmappable: list[dict[str, str]] = field(default_factory=list)
+    # Rows whose image was deleted through the Image Service (the row is still there).
+    deleted: list[str] = field(default_factory=list)
+    # Live imported records with no gallery_images row; None when not scanned (--sample).
+    orphaned: list[str] | None = None
+    imported_scanned: int = 0
     elapsed: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return not (self.missing or self.mismatched or self.unmappable)
+        return not (self.missing or self.mismatched or self.unmappable or self.deleted or self.orphaned)
 
     @property
     def differing_ids(self) -> list[str]:
-        return self.missing + [m["id"] for m in self.mismatched] + [u["id"] for u in self.unmappable]
+        return (
+            self.missing
+            + [m["id"] for m in self.mismatched]
+            + [u["id"] for u in self.unmappable]
+            + self.deleted
+            + (self.orphaned or [])
+        )
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +86,9 @@ class VerifyReport:
             "missing": self.missing,
             "mismatched": self.mismatched,
             "unmappable": self.unmappable,
+            "deleted": self.deleted,
+            "orphaned": self.orphaned,
+            "importedScanned": self.imported_scanned,
             "elapsedSeconds": round(self.elapsed, 3),
         }
 
@@ -82,8 +100,6 @@ def compare(expected: ImageRecord, actual: ImageRecord) -> dict[str, dict[str, A
         for name in COMPARED_FIELDS
         if getattr(expected, name) != getattr(actual, name)
     }
-    if actual.deleted_at is not None:
-        differences["deleted_at"] = {"expected": None, "actual": actual.deleted_at}
     return {name: {k: _plain(v) for k, v in values.items()} for name, values in differences.items()}
 
 
@@ -92,11 +108,19 @@ def _plain(value: Any) -> Any:
 
 
 class Verification:
-    def __init__(self, source: LegacySource, table: StageTable, sample: int | None, progress: bool = True) -> None:
+    def __init__(
+        self,
+        source: LegacySource,
+        table: StageTable,
+        sample: int | None,
+        progress: bool = True,
+        scan_segments: int = SCAN_SEGMENTS,
+    ) -> None:
         self._source = source
         self._table = table
         self._sample = sample
         self._progress = progress
+        self._segments = scan_segments
         self._repository = ImportRepository(table.client, table.table_name, backfill_retrying())
 
     def _batches(self) -> Iterator[list[LegacyRow]]:
@@ -114,6 +138,9 @@ class Verification:
             for rows in self._batches():
                 self._check(rows, report, on_difference)
                 progress.update(len(rows))
+        if self._sample is None:  # a sample says nothing about the records without a row
+            report.orphaned = []
+            self._find_orphans(report, on_difference)
         report.elapsed = time.monotonic() - began
         return report
 
@@ -137,6 +164,14 @@ class Verification:
                 if on_difference:
                     on_difference(f"MISSING {image_id}")
                 continue
+            if actual.deleted_at is not None:
+                report.deleted.append(image_id)
+                if on_difference:
+                    on_difference(
+                        f"DELETED {image_id}: deleted through the Image Service at {actual.deleted_at}, "
+                        "but the gallery_images row is still there"
+                    )
+                continue
             differences = compare(record, actual)
             if differences:
                 report.mismatched.append({"id": image_id, "fields": differences})
@@ -147,6 +182,49 @@ class Verification:
                     on_difference(f"MISMATCH {image_id}: {described}")
             else:
                 report.matched += 1
+
+    def _find_orphans(self, report: VerifyReport, on_difference: Callable[[str], None] | None) -> None:
+        """A parallel Scan of the live imported records (``scan_segments`` segments, one
+        page in flight each); each page's ids are looked up in PostgreSQL (latest
+        committed data), and those without a row are read again, strongly consistent,
+        before they are reported (the Scan is eventually consistent)."""
+        segments = self._segments
+        repository = self._repository
+        with (
+            ThreadPoolExecutor(max_workers=segments, thread_name_prefix="verify-scan") as pool,
+            tqdm(unit="records", disable=not self._progress, file=sys.stderr, desc="imported records") as progress,
+        ):
+            pending: dict[Future[tuple[list[str], dict[str, Any] | None]], int] = {
+                pool.submit(repository.imported_ids_page, segment, segments, None): segment
+                for segment in range(segments)
+            }
+            while pending:
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for future in done:
+                    segment = pending.pop(future)
+                    ids, last = future.result()
+                    if last is not None:
+                        pending[pool.submit(repository.imported_ids_page, segment, segments, last)] = segment
+                    report.imported_scanned += len(ids)
+                    progress.update(len(ids))
+                    self._orphans(ids, report, on_difference)
+
+    def _orphans(self, ids: Sequence[str], report: VerifyReport, on_difference: Callable[[str], None] | None) -> None:
+        if not ids:
+            return
+        present = self._source.updated_at_of(ids)
+        candidates = [image_id for image_id in ids if image_id not in present]
+        if not candidates:
+            return
+        stored = self._repository.stored_versions(candidates)
+        for image_id in candidates:
+            current = stored.get(image_id)
+            if current is None or current.deleted or not current.imported:
+                continue  # deleted meanwhile: not an orphan
+            assert report.orphaned is not None
+            report.orphaned.append(image_id)
+            if on_difference:
+                on_difference(f"ORPHAN {image_id}: an imported record with no gallery_images row")
 
 
 def write_report(path: Path, report: VerifyReport) -> None:

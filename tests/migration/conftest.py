@@ -10,10 +10,12 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import boto3
 import psycopg
 import pytest
 
@@ -68,18 +70,62 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
         stack.stop()
 
 
-@pytest.fixture
-def stack_env(local_stack: LocalStackProcess) -> Iterator[dict[str, str]]:
-    """The environment of a migration command aimed at the local stack, also applied to
-    this process (and restored after: opening a stage table sets stage variables)."""
+def provision_table(local_stack: LocalStackProcess, table_name: str) -> None:
+    """A table of the stages' layout (``scripts/provision.py``'s own code) in the local stack."""
+    from scripts.provision import Report, StageResources, ensure_table
+
+    client = boto3.client("dynamodb", endpoint_url=local_stack.aws_endpoint, **FAKE_CLIENT_OPTIONS)
+    resources = StageResources(
+        stage="local",
+        region="us-east-1",
+        table_name=table_name,
+        upload_bucket="-",
+        image_bucket="-",
+        queue_name="-",
+        topic_name="-",
+        webhook_dlq_name="-",
+    )
+    ensure_table(client, resources, Report())
+
+
+FAKE_CLIENT_OPTIONS: dict[str, Any] = {
+    "region_name": "us-east-1",
+    "aws_access_key_id": "testing",
+    "aws_secret_access_key": "testing",
+}
+
+
+@contextmanager
+def applied(environment: dict[str, str]) -> Iterator[dict[str, str]]:
+    """``environment`` applied to this process too, and restored after (opening a stage
+    table sets stage variables)."""
     saved = dict(os.environ)
     os.environ.pop("TABLE_NAME", None)
-    os.environ.update(local_stack.environment())
+    os.environ.update(environment)
     try:
         yield dict(os.environ)
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+@pytest.fixture
+def stack_env(local_stack: LocalStackProcess) -> Iterator[dict[str, str]]:
+    """The environment of a migration command aimed at the local stack, with a table of
+    this test's own (``TABLE_NAME``): a full verification scans every imported record of
+    the table, and other tests' records must not be there."""
+    table_name = f"ImageMetadata-test-{uuid.uuid4().hex[:12]}"
+    provision_table(local_stack, table_name)
+    with applied({**local_stack.environment(), "TABLE_NAME": table_name}) as environment:
+        yield environment
+
+
+@pytest.fixture
+def api_stack_env(local_stack: LocalStackProcess) -> Iterator[dict[str, str]]:
+    """As ``stack_env``, but on the local stage's own table: the one the local stack's API
+    serves, for tests that go through the API too."""
+    with applied(local_stack.environment()) as environment:
+        yield environment
 
 
 def run_command(script: str, *args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
