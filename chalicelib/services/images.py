@@ -105,7 +105,9 @@ class ImageService:
         return record
 
     def delete(self, user_id: str, image_id: str) -> None:
-        """Tombstone, delete the objects, invalidate the CDN, then drop the record.
+        """Tombstone, delete the objects, invalidate the CDN, then drop the record (an
+        imported one is kept as a purged tombstone that no import replaces and that
+        answers 404 like a removed record: ``ImageQueries.finish_delete``).
 
         Each step is safe to repeat, and a crash between steps leaves a tombstone that a
         retried DELETE finishes: never a live record pointing at deleted objects, never
