@@ -3,14 +3,20 @@
     python scripts/migrate_gallery.py --dsn "host=db user=gallery dbname=gallery" --stage local
     python scripts/migrate_gallery.py --dsn ... --stage prod --resume        # after a crash
     python scripts/migrate_gallery.py --dsn ... --stage local --dry-run      # map only
+    python scripts/migrate_gallery.py --dsn ... --stage prod --retry-failures  # the failed rows again
 
 Rows stream through a server-side cursor (flat memory at any table size) in
 (created_at, id) order; after each batch is written the checkpoint file records the last
 row, atomically, so --resume continues exactly there after a crash or kill -9. A record
 already in DynamoDB with the same or a later updatedAt is never replaced (see
---write-mode and docs/migration.md). Exit status: 0 all rows migrated, 1 some rows
-failed (listed, and in <checkpoint>.failures.jsonl), 2 usage or connection problem,
-3 stopped early (progress is saved; run again with --resume).
+--write-mode and docs/migration.md). Failed rows are listed, and kept in
+<checkpoint>.failures.jsonl over resumed runs; --retry-failures writes exactly those rows
+again and rewrites the file with the ones that still fail. Exit status, from the whole
+migration's counts (every run since the first row, not only this one): 0 every row read
+so far migrated, 1 some rows failed (listed in the failures file), 2 usage, connection or
+permission problem (one line on stderr; DynamoDB refusing the requests themselves, e.g.
+AccessDenied or ExpiredToken, stops the run before the batch's checkpoint), 3 stopped
+early (progress is saved; run again with --resume).
 """
 
 from __future__ import annotations
@@ -44,7 +50,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--stage", required=True, help="a stage of .chalice/config.json (local, dev, ...)")
     parser.add_argument("--dry-run", action="store_true", help="read and map every row, write nothing")
     parser.add_argument("--resume", action="store_true", help="continue after the checkpoint's last row")
-    parser.add_argument("--restart", action="store_true", help="ignore an existing checkpoint and start over")
+    parser.add_argument(
+        "--restart", action="store_true", help="ignore an existing checkpoint and its failures file; start over"
+    )
+    parser.add_argument(
+        "--retry-failures",
+        action="store_true",
+        help="write again the rows of <checkpoint>.failures.jsonl (read afresh), keep there those still failing",
+    )
     parser.add_argument("--batch-size", type=positive, default=500, help="rows per batch and checkpoint (500)")
     parser.add_argument("--workers", type=positive, default=16, help="concurrent DynamoDB requests (16)")
     parser.add_argument(
@@ -59,6 +72,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.resume and args.restart:
         parser.error("--resume and --restart exclude each other")
+    if args.retry_failures and (args.resume or args.restart or args.dry_run):
+        parser.error("--retry-failures goes alone (not with --resume, --restart or --dry-run)")
     return args
 
 
@@ -74,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         dry_run=args.dry_run,
         resume=args.resume,
         restart=args.restart,
+        retry_failures=args.retry_failures,
         progress=not args.no_progress,
     )
     try:
@@ -87,9 +103,12 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     if args.summary_json:
         args.summary_json.write_text(json.dumps(summary.as_json(), indent=2) + "\n")
+    if summary.error:
+        print(f"error: {summary.error}", file=sys.stderr)
+        return 2
     if summary.interrupted:
         return 3
-    return 1 if summary.counts.failed else 0
+    return 1 if summary.total.failed else 0  # the whole migration's, earlier runs included
 
 
 if __name__ == "__main__":

@@ -80,6 +80,31 @@ _REPLACE_CONDITION = (
     "#updatedAt = :seenUpdatedAt AND #version = :seenVersion AND attribute_not_exists(deletedAt)"
     " AND attribute_exists(#legacyImageKey) AND #userId = :userId"
 )
+# DynamoDB refusing the request itself, whatever rows it carries: credentials, permissions,
+# the table. Not a row's fault, so never "this row failed": the caller must stop.
+REQUEST_REFUSALS = frozenset(
+    {
+        "AccessDeniedException",
+        "AccessDenied",
+        "UnrecognizedClientException",
+        "ExpiredTokenException",
+        "ExpiredToken",
+        "RequestExpired",
+        "InvalidSignatureException",
+        "IncompleteSignatureException",
+        "MissingAuthenticationTokenException",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+        "ResourceNotFoundException",
+    }
+)
+
+
+def refuses_the_request(exc: ClientError) -> bool:
+    """Whether DynamoDB refused the request for the caller's sake (``REQUEST_REFUSALS``)."""
+    return error_code(exc) in REQUEST_REFUSALS
+
+
 # Cancellation reasons of a transaction that the same transaction may pass when retried.
 _TRANSIENT_CANCELLATIONS = frozenset({"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded"})
 
@@ -246,7 +271,9 @@ class ImportRepository:
         True when every record is written. False when DynamoDB refused the transaction
         without writing anything (all or nothing): a condition failed (another writer got
         in between) or an item or the request was refused; the caller then decides row by
-        row (``upsert``). Throttling and conflicts with other transactions are retried
+        row (``upsert``). A refusal of the caller (``REQUEST_REFUSALS``: credentials,
+        permissions, the table) is not about any row: its ``ClientError`` is raised.
+        Throttling and conflicts with other transactions are retried
         (``TransientFailure``) with the same ClientRequestToken, so a retry of a
         transaction that was applied but not acknowledged is not applied twice.
         """
@@ -262,6 +289,8 @@ class ImportRepository:
                 with translated_errors():
                     self._client.transact_write_items(TransactItems=actions, ClientRequestToken=token)  # type: ignore[arg-type]
             except ClientError as exc:
+                if refuses_the_request(exc):
+                    raise
                 reasons = {str(r.get("Code")) for r in exc.response.get("CancellationReasons", [])} - {"None"}
                 cancelled = error_code(exc) == "TransactionCanceledException"
                 if cancelled and reasons and reasons <= _TRANSIENT_CANCELLATIONS:

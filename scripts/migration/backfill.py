@@ -65,6 +65,7 @@ from chalicelib.repositories.imports import (
     StoredVersion,
     UpsertOutcome,
     chunked,
+    refuses_the_request,
 )
 from scripts.migration import checkpoint as checkpoints
 from scripts.migration.checkpoint import Checkpoint
@@ -243,8 +244,10 @@ class ConditionalWriter:
     def _upsert(self, record: ImageRecord) -> UpsertOutcome | str:
         try:
             return self._repository.upsert(record).outcome
-        except ClientError as exc:  # not transient (those are TransientFailure): this item is bad
-            return _permanent(exc)
+        except ClientError as exc:  # not transient (those are TransientFailure)
+            if refuses_the_request(exc):
+                raise  # credentials, permissions, the table: no row is to blame, the run stops
+            return _permanent(exc)  # this item is bad
 
 
 class GuardedBatchWriter:
@@ -287,7 +290,9 @@ class GuardedBatchWriter:
         """False when written; True when DynamoDB refused the chunk (not transiently)."""
         try:
             self._repository.put_many(chunk)
-        except ClientError:
+        except ClientError as exc:
+            if refuses_the_request(exc):
+                raise
             return True
         return False
 
@@ -321,6 +326,7 @@ class BackfillOptions:
     dry_run: bool = False
     resume: bool = False
     restart: bool = False
+    retry_failures: bool = False
     progress: bool = True
 
     @property
@@ -330,6 +336,9 @@ class BackfillOptions:
 
 @dataclass
 class Summary:
+    """One run's counts, and the whole migration's (``total``: the checkpoint's counts,
+    over every run since the first row; what the exit status is decided from)."""
+
     counts: Counts
     elapsed: float
     peak_rss_mib: float
@@ -337,6 +346,12 @@ class Summary:
     dry_run: bool
     started_after: Position | None
     interrupted: str | None = None
+    total: Counts = field(default_factory=Counts)
+    earlier_failed: int = 0  # rows failed in earlier runs (resumed runs)
+    failures_path: Path | None = None
+    error: str | None = None  # DynamoDB refused the requests themselves: the run stopped
+    retried: int | None = None  # --retry-failures: rows taken from the failures file
+    vanished: int = 0  # --retry-failures: of those, rows no longer in PostgreSQL
 
     @property
     def rows_per_second(self) -> float:
@@ -363,11 +378,26 @@ class Summary:
             lines.insert(
                 1, f"  resumed after        {self.started_after.created_at.isoformat()} {self.started_after.id}"
             )
+        if self.retried is not None:
+            lines[0] = "backfill summary (--retry-failures)"
+            lines.insert(1, f"  retried rows         {self.retried} (no longer in PostgreSQL: {self.vanished})")
         lines += [f"  failed row {f.image_id}: {f.reason}" for f in self.failures[:MAX_LISTED_FAILURES]]
         if len(self.failures) > MAX_LISTED_FAILURES:
             lines.append(f"  ... {len(self.failures) - MAX_LISTED_FAILURES} more failed rows")
+        if self.earlier_failed:
+            lines.append(
+                f"  failed in earlier runs {self.earlier_failed}, listed in {self.failures_path} "
+                "(retry them with --retry-failures)"
+            )
+        if self.started_after is not None or self.retried is not None or self.earlier_failed:
+            t = self.total
+            lines.append(f"  whole migration      read {t.read}, written {t.written}, failed {t.failed}")
+        elif self.total.failed and self.failures_path is not None and not self.dry_run:
+            lines.append(f"  failed rows are listed in {self.failures_path}")
         if self.interrupted:
             lines.append(f"  stopped early: {self.interrupted}")
+        if self.error:
+            lines.append(f"  stopped: {self.error}")
         return lines
 
     def as_json(self) -> dict[str, Any]:
@@ -380,6 +410,12 @@ class Summary:
             "dryRun": self.dry_run,
             "failures": [{"id": f.image_id, "reason": f.reason} for f in self.failures],
             "interrupted": self.interrupted,
+            "error": self.error,
+            "total": {**self.total.as_dict(), "written": self.total.written},
+            "earlierFailed": self.earlier_failed,
+            "failuresFile": str(self.failures_path) if self.failures_path else None,
+            "retried": self.retried,
+            "vanished": self.vanished,
         }
 
 
@@ -437,18 +473,35 @@ class Backfill:
                 "pass --resume to continue from it or --restart to start over"
             )
         if saved is None or options.restart or not options.resume:
-            return Checkpoint(stage=options.stage, table=table_name)
+            fresh = Checkpoint(stage=options.stage, table=table_name)
+            if not options.dry_run:
+                # From the first row again: the failures of earlier runs are not this
+                # migration's any more (the file is appended to, batch by batch), and the
+                # old checkpoint goes with them, so that a --resume after this run stops
+                # early continues this run, not the old one.
+                options.failures_path.unlink(missing_ok=True)
+                if saved is not None:
+                    checkpoints.save(options.checkpoint_path, fresh)
+            return fresh
+        self._check_owner(saved, table_name)
+        return saved
+
+    def _check_owner(self, saved: Checkpoint, table_name: str) -> None:
+        options = self._options
         if self._table is not None and (saved.stage, saved.table) != (options.stage, table_name):
             raise MigrationError(
                 f"checkpoint {options.checkpoint_path} belongs to stage {saved.stage!r} table {saved.table!r}, "
                 f"not {options.stage!r} {table_name!r}"
             )
-        return saved
 
     def run(self) -> Summary:
+        if self._options.retry_failures:
+            return self._retry_failures()
         options = self._options
         state = self._start()
         started_after = state.position
+        earlier_failed = Counts.from_dict(state.counts).failed
+        error: str | None = None
         counts = Counts()
         failures: list[Failure] = []
         began = time.monotonic()
@@ -498,6 +551,8 @@ class Backfill:
             )
         except KeyboardInterrupt:
             interrupted = f"interrupted; {state.rows_committed} rows are committed, run again with --resume"
+        except ClientError as exc:  # not transient, and not about one row (those are failed rows)
+            error = _refusal(exc, f"{state.rows_committed} rows are committed")
         except psycopg.Error as exc:
             raise MigrationError(f"reading {TABLE} failed: {str(exc).strip().splitlines()[0]}") from exc
         finally:
@@ -512,6 +567,73 @@ class Backfill:
             dry_run=options.dry_run,
             started_after=started_after,
             interrupted=interrupted,
+            total=Counts.from_dict(state.counts),
+            earlier_failed=earlier_failed,
+            failures_path=options.failures_path,
+            error=error,
+        )
+
+    def _retry_failures(self) -> Summary:
+        """Write again exactly the rows of the failures file, read afresh from PostgreSQL,
+        then replace the file with the rows that still fail (atomically, only when every
+        row was tried) and the checkpoint's ``failed`` count with their number. The
+        checkpoint's position does not move."""
+        options = self._options
+        table_name = self._table.table_name if self._table else "(dry run)"
+        saved = checkpoints.load(options.checkpoint_path)
+        if saved is not None:
+            self._check_owner(saved, table_name)
+        state = saved or Checkpoint(stage=options.stage, table=table_name)
+        earlier_failed = Counts.from_dict(state.counts).failed
+        image_ids = read_failed_ids(options.failures_path)
+        counts = Counts()
+        failures: list[Failure] = []
+        began = time.monotonic()
+        interrupted: str | None = None
+        error: str | None = None
+        vanished = 0
+        pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="backfill")
+        writer = self._writer(pool)
+        try:
+            for chunk in chunked(image_ids, options.batch_size):
+                rows = self._source.rows_by_id(chunk)
+                vanished += len(chunk) - len(rows)  # deleted since: nothing left to migrate
+                result = self._write(_prepare(rows), writer)
+                counts.add(result.counts)
+                failures.extend(result.failures)
+        except TransientFailure as exc:
+            interrupted = f"DynamoDB kept failing ({exc.message}); the failures file is unchanged, retry again"
+        except KeyboardInterrupt:
+            interrupted = "interrupted; the failures file is unchanged, retry again"
+        except ClientError as exc:
+            error = _refusal(exc, "the failures file is unchanged", again="--retry-failures")
+        except psycopg.Error as exc:
+            raise MigrationError(f"reading {TABLE} failed: {str(exc).strip().splitlines()[0]}") from exc
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        total = Counts.from_dict(state.counts)
+        if interrupted is None and error is None:
+            replace_failures(options.failures_path, failures)
+            for name in ("created", "updated", "unchanged", "skipped_older", "skipped_deleted", "repaired", "removed"):
+                setattr(total, name, getattr(total, name) + getattr(counts, name))
+            total.failed = len({f.image_id for f in failures})
+            state.counts = total.as_dict()
+            if saved is not None:
+                checkpoints.save(options.checkpoint_path, state)
+        return Summary(
+            counts=counts,
+            elapsed=time.monotonic() - began,
+            peak_rss_mib=peak_rss_mib(),
+            failures=failures,
+            dry_run=False,
+            started_after=None,
+            interrupted=interrupted,
+            total=total,
+            earlier_failed=0 if interrupted is None and error is None else earlier_failed,
+            failures_path=options.failures_path,
+            error=error,
+            retried=len(image_ids),
+            vanished=vanished,
         )
 
     def _read(
@@ -561,3 +683,41 @@ class Backfill:
         with self._options.failures_path.open("a") as handle:
             for failure in failures:
                 handle.write(json.dumps({"id": failure.image_id, "reason": failure.reason}) + "\n")
+
+
+def read_failed_ids(path: Path) -> list[str]:
+    """The ids of the failures file, each once, in the order they failed (a batch whose
+    checkpoint a crash prevented is written, and its failures listed, twice)."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    ids: dict[str, None] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            ids[str(json.loads(line)["id"])] = None
+        except (ValueError, KeyError, TypeError) as exc:
+            raise MigrationError(f"{path} line {number} is not a failure record ({exc})") from exc
+    return list(ids)
+
+
+def replace_failures(path: Path, failures: Sequence[Failure]) -> None:
+    """The failures file, replaced atomically by ``failures`` (removed when there are none)."""
+    if not failures:
+        path.unlink(missing_ok=True)
+        return
+    checkpoints.replace_file(path, "".join(json.dumps({"id": f.image_id, "reason": f.reason}) + "\n" for f in failures))
+
+
+def _refusal(exc: ClientError, committed: str, again: str = "--resume") -> str:
+    """One line for a request DynamoDB refused for the caller's sake (AccessDenied,
+    ExpiredToken, ...): no row is to blame, so the run stops before its checkpoint moves."""
+    error = exc.response.get("Error", {})
+    message = " ".join(str(error.get("Message", "")).split())[:200]
+    operation = getattr(exc, "operation_name", "a request")
+    return (
+        f"DynamoDB refused {operation}: {error.get('Code', '?')}: {message} (not about one row: the run stopped "
+        f"before the batch's checkpoint; {committed}); fix the credentials or permissions, then run again with {again}"
+    )

@@ -68,13 +68,18 @@ def load(path: Path) -> Checkpoint | None:
 
 def save(path: Path, checkpoint: Checkpoint) -> None:
     """Replace the checkpoint atomically and durably."""
+    replace_file(path, json.dumps(checkpoint.to_json(), indent=2, sort_keys=True) + "\n")
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` atomically and durably (temporary file, fsync,
+    rename, directory fsync): a crash leaves the old or the new content, never a torn one."""
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
     descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(descriptor, "w") as handle:
-            json.dump(checkpoint.to_json(), handle, indent=2, sort_keys=True)
-            handle.write("\n")
+            handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, path)

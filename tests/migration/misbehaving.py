@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Self
+from urllib.parse import urlsplit
 
 
 class _LoopbackServer:
@@ -83,6 +85,62 @@ class ScriptedDynamoDB(_LoopbackServer):
                 self.send_response(status)
                 self.send_header("Content-Type", "application/x-amz-json-1.0")
                 self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._serve(Handler)
+
+
+class RefusingDynamoDB(_LoopbackServer):
+    """Passes DynamoDB's JSON protocol on to ``upstream`` (the local stack), except the
+    requests whose operation is in ``refuse``: once ``allow`` of them have gone through,
+    they are answered ``code`` (400), as DynamoDB answers a caller whose permissions or
+    credentials do not (any longer) allow them. ``requests`` holds every operation seen."""
+
+    def __init__(self, upstream: str, refuse: set[str], code: str, allow: int = 0) -> None:
+        self.requests: list[str] = []
+        owner = self
+        target = urlsplit(upstream)
+        passed: dict[str, int] = {}
+        lock = threading.Lock()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                operation = self.headers.get("X-Amz-Target", "").rsplit(".", 1)[-1]
+                with lock:
+                    owner.requests.append(operation)
+                    refused = operation in refuse and passed.get(operation, 0) >= allow
+                    if operation in refuse and not refused:
+                        passed[operation] = passed.get(operation, 0) + 1
+                if refused:
+                    error = {"__type": f"com.amazon.coral.service#{code}", "message": f"{code} for {operation}"}
+                    self._send(400, "application/x-amz-json-1.0", json.dumps(error).encode())
+                    return
+                connection = http.client.HTTPConnection(target.hostname or "127.0.0.1", target.port, timeout=30)
+                try:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                    connection.request("POST", self.path, body=body, headers=headers)
+                    response = connection.getresponse()
+                    payload = response.read()
+                    self._send(
+                        response.status,
+                        response.getheader("Content-Type", "application/x-amz-json-1.0"),
+                        payload,
+                        {k: v for k, v in response.getheaders() if k.lower() in ("x-amz-crc32", "x-amzn-requestid")},
+                    )
+                finally:
+                    connection.close()
+
+            def _send(self, status: int, kind: str, payload: bytes, extra: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in (extra or {}).items():
+                    self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(payload)
 
