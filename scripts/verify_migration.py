@@ -9,8 +9,8 @@ was deleted through the Image Service is a difference (DELETED). A full run then
 the table's live imported records (a parallel Scan, projected on the key) and reports
 each one that has no row (ORPHAN). Each difference is printed with the id; the JSON
 report lists them all.
-Exit status: 0 everything matches, 1 differences (ids printed), 2 usage or connection
-problem.
+Exit status: 0 everything matches, 1 differences (ids printed), 2 usage, connection or
+permission problem (one line on stderr, e.g. DynamoDB refusing BatchGetItem).
 """
 
 from __future__ import annotations

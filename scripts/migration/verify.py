@@ -14,12 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from botocore.exceptions import ClientError
 from tqdm import tqdm
 
+from chalicelib.errors import TransientFailure
 from chalicelib.models.domain import ImageRecord
 from chalicelib.repositories.imports import ImportRepository
 from scripts.migration.backfill import backfill_retrying
-from scripts.migration.legacy import LegacyRow, LegacySource, RowRejected, row_to_record
+from scripts.migration.errors import MigrationError
+from scripts.migration.legacy import TABLE, LegacyRow, LegacySource, RowRejected, row_to_record
 from scripts.migration.stage import StageTable
 
 # Every field a legacy row determines (``version`` and ``uploadedAt`` are the service's).
@@ -129,6 +133,24 @@ class Verification:
         return self._source.stream_after(None, BATCH)
 
     def run(self, on_difference: Callable[[str], None] | None = None) -> VerifyReport:
+        """The report; a DynamoDB or PostgreSQL problem that stops the verification is a
+        one-line ``MigrationError`` (exit status 2), never a difference (1)."""
+        try:
+            return self._run(on_difference)
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            message = " ".join(str(error.get("Message", "")).split())[:200]
+            operation = getattr(exc, "operation_name", "a request")
+            raise MigrationError(
+                f"DynamoDB refused {operation}: {error.get('Code', '?')}: {message}; the verification stopped "
+                "(fix the credentials or permissions and run it again)"
+            ) from exc
+        except TransientFailure as exc:
+            raise MigrationError(f"DynamoDB kept failing ({exc.message}); run the verification again") from exc
+        except psycopg.Error as exc:
+            raise MigrationError(f"reading {TABLE} failed: {str(exc).strip().splitlines()[0]}") from exc
+
+    def _run(self, on_difference: Callable[[str], None] | None) -> VerifyReport:
         report = VerifyReport(stage=self._table.stage, table=self._table.table_name, sample=self._sample)
         began = time.monotonic()
         total = self._sample if self._sample is not None else self._source.count_after(None)

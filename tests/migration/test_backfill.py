@@ -19,6 +19,7 @@ from scripts.migration.sandbox import free_port
 from scripts.migration.stage import StageTable, open_stage_table
 from scripts.migration.verify import Verification
 from tests.migration.conftest import Gallery, run_command
+from tests.migration.misbehaving import RefusingDynamoDB
 
 MODES = [WriteMode.CONDITIONAL, WriteMode.BATCH]
 
@@ -338,3 +339,21 @@ def test_bad_input_to_the_verification_is_a_one_line_error_not_a_traceback(
     ]
     for args, message in cases:
         assert message in one_line_error(run_command("verify_migration.py", *args, env=stack_env)), args
+
+
+@pytest.mark.parametrize("script", ["migrate_gallery.py", "verify_migration.py"])
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ExpiredTokenException"])
+def test_a_refused_batch_get_is_a_one_line_error_not_a_traceback_nor_exit_1(
+    gallery: Gallery, stack_env: dict[str, str], tmp_path: Path, script: str, code: str
+) -> None:
+    gallery.seed(10)
+    with RefusingDynamoDB(stack_env["AWS_ENDPOINT_URL"], {"BatchGetItem"}, code) as proxy:
+        result = run_command(
+            script,
+            *("--dsn", gallery.dsn, "--stage", "local", "--no-progress"),
+            *("--checkpoint", str(tmp_path / "cp.json")) if script == "migrate_gallery.py" else (),
+            *("--report", str(tmp_path / "r.json")) if script == "verify_migration.py" else (),
+            env={**stack_env, "AWS_ENDPOINT_URL": proxy.url},
+        )
+
+    assert f"DynamoDB refused BatchGetItem: {code}" in one_line_error(result)
