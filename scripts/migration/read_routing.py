@@ -4,8 +4,11 @@
 
 A user's place in the rollout is a stable hash of the user id (SHA-256, not Python's
 per-process ``hash()``), so every process, host and restart sends the same user the
-same way, and raising the percentage only ever adds users. A routed read that times out,
-cannot connect, or gets a 5xx falls back to PostgreSQL; every decision is logged.
+same way, and raising the percentage only ever adds users. A routed read falls back to
+PostgreSQL whenever the Image Service did not really answer: a timeout, a refused or
+dropped connection (also mid-body), a body that cannot be decoded or is not a JSON
+object, 408, 429 or any 5xx (or any other status outside 2xx/4xx). Only a JSON object
+with a 2xx or another 4xx (a 404 included) is an answer. Every decision is logged.
 ``ROLLOUT_PERCENTAGE=0`` or ``USE_IMAGE_SERVICE=false`` sends everyone to PostgreSQL at
 once (instant rollback, no deploy).
 """
@@ -73,12 +76,18 @@ class RoutedRead[T]:
 
 
 class ImageServiceUnavailable(Exception):
-    """Timeout, connection error or 5xx: the read falls back to PostgreSQL."""
+    """The Image Service did not answer (see the module docstring): the read falls back
+    to PostgreSQL."""
+
+
+# 4xx statuses that say "not now" rather than answer the request: they fall back.
+_UNAVAILABLE_4XX = frozenset({408, 429})
 
 
 @dataclass(frozen=True)
 class ServiceAnswer:
-    """What the Image Service answered below 500 (a 404 is an answer, not a failure)."""
+    """What the Image Service answered: a JSON object with a 2xx, or a 4xx other than
+    408/429 (a 404 is an answer, not a failure)."""
 
     status: int
     body: Any
@@ -100,15 +109,24 @@ class ImageServiceReader:
             )
         except requests.Timeout as exc:
             raise ImageServiceUnavailable("timeout") from exc
+        except requests.exceptions.ChunkedEncodingError as exc:  # the connection dropped mid-body
+            raise ImageServiceUnavailable("response cut off") from exc
+        except requests.exceptions.ContentDecodingError as exc:
+            raise ImageServiceUnavailable("undecodable response") from exc
         except requests.ConnectionError as exc:
             raise ImageServiceUnavailable("connection error") from exc
-        if response.status_code >= 500:
-            raise ImageServiceUnavailable(f"HTTP {response.status_code}")
+        except requests.RequestException as exc:  # any other transport failure: legacy can still answer
+            raise ImageServiceUnavailable(f"request failed: {type(exc).__name__}") from exc
+        status = response.status_code
+        if not (200 <= status < 300 or 400 <= status < 500) or status in _UNAVAILABLE_4XX:
+            raise ImageServiceUnavailable(f"HTTP {status}")
         try:
             body = response.json()
-        except ValueError:
-            body = None
-        return ServiceAnswer(status=response.status_code, body=body)
+        except ValueError as exc:  # requests' JSONDecodeError, and a body that is not text
+            raise ImageServiceUnavailable(f"HTTP {status} without a JSON body") from exc
+        if not isinstance(body, dict):  # the service answers every request with a JSON object
+            raise ImageServiceUnavailable(f"HTTP {status} without a JSON object")
+        return ServiceAnswer(status=status, body=body)
 
 
 class ReadRouter:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,9 +30,20 @@ class _LoopbackServer:
         self._server.server_close()
 
 
+_BROKEN_BODIES = {
+    "cut_off": b"",
+    "bad_encoding": b"this is not gzip at all",
+    "not_json": b"<html><body>502 Bad Gateway</body></html>",
+    "json_not_object": b"null",
+}
+
+
 class MisbehavingServer(_LoopbackServer):
     """``mode``: "slow" (answers after ``delay`` s), "error" (503), "bad_request" (400),
-    "not_found" (404), or "ok" (200 with ``body``). ``requests`` counts what arrived."""
+    "not_found" (404), "throttled" (429), "ok" (200 with ``body``), "cut_off" (200, the
+    connection closed in the middle of a chunked body), "bad_encoding" (200, gzip that is
+    not), "not_json" (200 with an HTML page), "json_not_object" (200 with ``null``).
+    ``requests`` counts what arrived."""
 
     def __init__(self, mode: str, delay: float = 1.0, body: Any = None) -> None:
         self.mode = mode
@@ -50,7 +62,10 @@ class MisbehavingServer(_LoopbackServer):
                 owner.requests.append((self.command, self.path))
                 if owner.mode == "slow":
                     time.sleep(delay)
-                status = {"error": 503, "bad_request": 400, "not_found": 404}.get(owner.mode, 200)
+                if owner.mode in _BROKEN_BODIES:
+                    self._broken()
+                    return
+                status = {"error": 503, "bad_request": 400, "not_found": 404, "throttled": 429}.get(owner.mode, 200)
                 payload = json.dumps(body if status == 200 else {"error": {"code": owner.mode}}).encode()
                 try:
                     self.send_response(status)
@@ -60,6 +75,25 @@ class MisbehavingServer(_LoopbackServer):
                     self.wfile.write(payload)
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client gave up (timeout): that was the point
+
+            def _broken(self) -> None:
+                self.close_connection = True
+                self.send_response(200)
+                if owner.mode == "cut_off":
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    self.wfile.write(b'20\r\n{"id": "half an ans')  # 32 bytes announced, fewer sent
+                    self.wfile.flush()
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                    return
+                payload = _BROKEN_BODIES[owner.mode]
+                self.send_header("Content-Type", "text/html" if owner.mode == "not_json" else "application/json")
+                if owner.mode == "bad_encoding":
+                    self.send_header("Content-Encoding", "gzip")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
 
             def log_message(self, format: str, *args: Any) -> None:
                 return

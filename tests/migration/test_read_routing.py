@@ -126,7 +126,18 @@ def everyone() -> ReadRouter:
     return ReadRouter(RolloutConfig(use_image_service=True, percentage=100))
 
 
-@pytest.mark.parametrize(("mode", "reason"), [("slow", "timeout"), ("error", "HTTP 503")])
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [
+        ("slow", "timeout"),
+        ("error", "HTTP 503"),
+        ("throttled", "HTTP 429"),
+        ("cut_off", "response cut off"),
+        ("bad_encoding", "undecodable response"),
+        ("not_json", "HTTP 200 without a JSON body"),
+        ("json_not_object", "HTTP 200 without a JSON object"),
+    ],
+)
 def test_a_routed_read_falls_back_to_postgresql_when_the_service_misbehaves(
     legacy_read: Any, mode: str, reason: str, caplog: pytest.LogCaptureFixture
 ) -> None:
