@@ -20,6 +20,8 @@ so a backfill row from an older snapshot or a late dual-write cannot bring it ba
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -69,6 +71,8 @@ class StoredVersion(NamedTuple):
     # Who owns it and whether an import made it: an import may replace only its own kind.
     user_id: str | None = None
     imported: bool = True
+    # ``content_digest`` of the stored record, when asked for (``stored_versions``).
+    digest: str | None = None
 
 
 class UnprocessedItems(TransientFailure):
@@ -141,6 +145,35 @@ def _key(image_id: str) -> dict[str, Any]:
     return {"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)}
 
 
+# Every field a legacy row determines (the verification compares the same ones; ``version``
+# and ``uploadedAt`` are the service's).
+ROW_FIELDS: tuple[str, ...] = (
+    "user_id",
+    "status",
+    "album_id",
+    "title",
+    "description",
+    "tags",
+    "original_filename",
+    "content_type",
+    "file_size",
+    "legacy_image_key",
+    "legacy_thumbnail_key",
+    "width",
+    "height",
+    "created_at",
+    "updated_at",
+)
+
+
+def content_digest(record: ImageRecord) -> str:
+    """A hash of the fields a legacy row determines: two records with the same
+    ``updatedAt`` (updates in the same millisecond) may still differ in content."""
+    values = record.model_dump(mode="json", include=set(ROW_FIELDS))
+    text = json.dumps([values.get(name) for name in ROW_FIELDS], separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def may_replace(current: ImageRecord, record: ImageRecord) -> bool:
     """Whether an import of ``record`` may ever replace ``current``: only a record an import
     wrote (it has a legacy key; the service's own records never do), for the same owner."""
@@ -158,11 +191,16 @@ class ImportRepository:
 
     # -- one record ----------------------------------------------------------------------
 
-    def upsert(self, record: ImageRecord) -> UpsertResult:
+    def upsert(self, record: ImageRecord, repair_same_timestamp: bool = False) -> UpsertResult:
         """Create the record, or replace an older one; never replace a newer one, nor one
         that was not imported or that another user owns (``CONFLICT``, decided before the
         timestamps so that it says nothing about the stored record), nor one deleted
         through the service (``DELETED``, whatever the timestamps).
+
+        ``repair_same_timestamp`` (the backfill's --restart and --retry-failures, whose rows
+        are PostgreSQL's): a stored record with the same ``updatedAt`` but other content
+        (``content_digest``: two updates within one millisecond) is replaced too. The
+        endpoint never does: it cannot tell which of two such writes is the later.
 
         Usually one conditional PutItem. When a record exists, a second PutItem replaces it
         on condition that it is still the one just seen (same updatedAt and version, still
@@ -184,7 +222,9 @@ class ImportRepository:
                 return UpsertResult(UpsertOutcome.DELETED, current)
             if current.updated_at > record.updated_at:
                 return UpsertResult(UpsertOutcome.STALE, current)
-            if current.updated_at == record.updated_at:
+            if current.updated_at == record.updated_at and not (
+                repair_same_timestamp and content_digest(current) != content_digest(record)
+            ):
                 return UpsertResult(UpsertOutcome.UNCHANGED, current)
             replacement = record.model_copy(update={"version": current.version + 1})
             try:
@@ -300,19 +340,28 @@ class ImportRepository:
 
         return self._retry(transact)
 
-    def stored_versions(self, image_ids: Iterable[str]) -> dict[str, StoredVersion]:
-        """``updatedAt``/``version`` of the stored records among ``image_ids`` (strongly consistent)."""
+    def stored_versions(self, image_ids: Iterable[str], with_digest: bool = False) -> dict[str, StoredVersion]:
+        """``updatedAt``/``version`` of the stored records among ``image_ids`` (strongly
+        consistent), and with ``with_digest`` their ``content_digest`` (the row's fields
+        are read too: more bytes, the same read units, which count the whole item)."""
         found: dict[str, StoredVersion] = {}
-        projection = "PK, updatedAt, version, deletedAt, userId, legacyImageKey"
-        for item in self._batch_get(list(image_ids), projection, {}):
+        wanted = ["PK", "updatedAt", "version", "deletedAt", "userId", "legacyImageKey"]
+        if with_digest:
+            wanted += ["id", *(to_camel(name) for name in ROW_FIELDS)]
+        names = {f"#p{index}": name for index, name in enumerate(dict.fromkeys(wanted))}
+        for item in self._batch_get(list(image_ids), ", ".join(names), names):
             values = from_item(item)
             image_id = str(values["PK"]).removeprefix(image_pk(""))
+            digest = None
+            if with_digest and "deletedAt" not in values:
+                digest = content_digest(item_to_record(item))
             found[image_id] = StoredVersion(
                 updated_at=str(values.get("updatedAt", "")),
                 version=int(values.get("version", 1)),
                 deleted="deletedAt" in values,
                 user_id=values.get("userId"),
                 imported="legacyImageKey" in values,
+                digest=digest,
             )
         return found
 

@@ -65,6 +65,7 @@ from chalicelib.repositories.imports import (
     StoredVersion,
     UpsertOutcome,
     chunked,
+    content_digest,
     refuses_the_request,
 )
 from scripts.migration import checkpoint as checkpoints
@@ -157,7 +158,7 @@ Seen = tuple[ImageRecord, StoredVersion | None]  # a record to write, and what t
 
 
 def partition(
-    repository: ImportRepository, pool: ThreadPoolExecutor, records: Sequence[ImageRecord]
+    repository: ImportRepository, pool: ThreadPoolExecutor, records: Sequence[ImageRecord], repair: bool = False
 ) -> tuple[list[Seen], BatchResult]:
     """Read the stored versions (BatchGetItem) and keep the records that are newer.
 
@@ -166,12 +167,15 @@ def partition(
     whatever its ``updatedAt``) as skipped, deleted, records whose stored copy was not
     imported or has another owner as failed; the rest come back with the
     ``version`` they will have when written, each with the stored version seen (``None``
-    when there was no record).
+    when there was no record). With ``repair`` (--restart, --retry-failures), a record
+    stored with the same ``updatedAt`` but other content (``content_digest``: two legacy
+    updates within one millisecond) is written too, on the same condition.
     """
     result = BatchResult()
     stored: dict[str, StoredVersion] = {}
     # Refused here, before any write: BatchWriteItem cannot carry the ownership condition.
-    for part in pool.map(repository.stored_versions, [[r.id for r in c] for c in chunked(records, BATCH_GET_LIMIT)]):
+    chunks = [[r.id for r in c] for c in chunked(records, BATCH_GET_LIMIT)]
+    for part in pool.map(lambda ids: repository.stored_versions(ids, with_digest=repair), chunks):
         stored.update(part)
     to_write: list[Seen] = []
     for record in records:
@@ -184,7 +188,7 @@ def partition(
             result.counts.skipped_deleted += 1
         elif current.updated_at > record.updated_at:
             result.counts.skipped_older += 1
-        elif current.updated_at == record.updated_at:
+        elif current.updated_at == record.updated_at and not (repair and current.digest != content_digest(record)):
             result.counts.unchanged += 1
         else:
             to_write.append((record.model_copy(update={"version": current.version + 1}), current))
@@ -208,13 +212,15 @@ class ConditionalWriter:
         repository: ImportRepository,
         pool: ThreadPoolExecutor,
         before_write: Callable[[Sequence[ImageRecord]], None] | None = None,
+        repair: bool = False,
     ) -> None:
         self._repository = repository
         self._pool = pool
         self._before_write = before_write
+        self._repair = repair
 
     def write(self, records: Sequence[ImageRecord]) -> BatchResult:
-        to_write, result = partition(self._repository, self._pool, records)
+        to_write, result = partition(self._repository, self._pool, records, self._repair)
         if self._before_write is not None:
             self._before_write([record for record, _ in to_write])
         chunks = list(chunked(to_write, TRANSACT_WRITE_LIMIT))
@@ -243,7 +249,7 @@ class ConditionalWriter:
 
     def _upsert(self, record: ImageRecord) -> UpsertOutcome | str:
         try:
-            return self._repository.upsert(record).outcome
+            return self._repository.upsert(record, self._repair).outcome
         except ClientError as exc:  # not transient (those are TransientFailure)
             if refuses_the_request(exc):
                 raise  # credentials, permissions, the table: no row is to blame, the run stops
@@ -259,15 +265,17 @@ class GuardedBatchWriter:
         source: LegacySource,
         pool: ThreadPoolExecutor,
         before_write: Callable[[Sequence[ImageRecord]], None] | None = None,
+        repair: bool = False,
     ) -> None:
         self._repository = repository
         self._source = source
         self._pool = pool
         self._before_write = before_write
-        self._conditional = ConditionalWriter(repository, pool)
+        self._repair = repair
+        self._conditional = ConditionalWriter(repository, pool, repair=repair)
 
     def write(self, records: Sequence[ImageRecord]) -> BatchResult:
-        seen, result = partition(self._repository, self._pool, records)
+        seen, result = partition(self._repository, self._pool, records, self._repair)
         to_write = [record for record, _ in seen]
         if self._before_write is not None:
             self._before_write(to_write)
@@ -306,7 +314,7 @@ class GuardedBatchWriter:
                 result.counts.removed += 1
         for row in self._source.rows_by_id(changed):
             try:
-                outcome = self._repository.upsert(row_to_record(row)).outcome
+                outcome = self._repository.upsert(row_to_record(row), self._repair).outcome
             except RowRejected as exc:
                 result.fail(exc.image_id, exc.reason)
                 continue
@@ -662,9 +670,11 @@ class Backfill:
         if self._options.dry_run or self._table is None:
             return None
         repository = ImportRepository(self._table.client, self._table.table_name, backfill_retrying())
+        # The repairing runs: a same-millisecond difference is written too (``partition``).
+        repair = self._options.restart or self._options.retry_failures
         if self._options.write_mode is WriteMode.BATCH:
-            return GuardedBatchWriter(repository, self._source, pool, self._before_write)
-        return ConditionalWriter(repository, pool, self._before_write)
+            return GuardedBatchWriter(repository, self._source, pool, self._before_write, repair)
+        return ConditionalWriter(repository, pool, self._before_write, repair)
 
     def _write(self, batch: _Prepared, writer: ConditionalWriter | GuardedBatchWriter | None) -> BatchResult:
         result = BatchResult()

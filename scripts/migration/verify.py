@@ -20,30 +20,14 @@ from tqdm import tqdm
 
 from chalicelib.errors import TransientFailure
 from chalicelib.models.domain import ImageRecord
-from chalicelib.repositories.imports import ImportRepository
+from chalicelib.repositories.imports import ROW_FIELDS, ImportRepository
 from scripts.migration.backfill import backfill_retrying
 from scripts.migration.errors import MigrationError
 from scripts.migration.legacy import TABLE, LegacyRow, LegacySource, RowRejected, row_to_record
 from scripts.migration.stage import StageTable
 
-# Every field a legacy row determines (``version`` and ``uploadedAt`` are the service's).
-COMPARED_FIELDS: tuple[str, ...] = (
-    "user_id",
-    "status",
-    "album_id",
-    "title",
-    "description",
-    "tags",
-    "original_filename",
-    "content_type",
-    "file_size",
-    "legacy_image_key",
-    "legacy_thumbnail_key",
-    "width",
-    "height",
-    "created_at",
-    "updated_at",
-)
+# Every field a legacy row determines: the backfill's content digest covers the same ones.
+COMPARED_FIELDS: tuple[str, ...] = ROW_FIELDS
 BATCH = 100
 SCAN_SEGMENTS = 4  # parallel Scan segments of the orphan scan
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from chalicelib.models.domain import ImageRecord
-from chalicelib.repositories.imports import ImportRepository
+from chalicelib.repositories.imports import ImportRepository, UpsertOutcome
 from scripts.migration.backfill import Backfill, BackfillOptions, WriteMode
 from scripts.migration.legacy import LegacySource, row_to_record
 from scripts.migration.sandbox import free_port
@@ -357,3 +357,46 @@ def test_a_refused_batch_get_is_a_one_line_error_not_a_traceback_nor_exit_1(
         )
 
     assert f"DynamoDB refused BatchGetItem: {code}" in one_line_error(result)
+
+
+@pytest.mark.parametrize("mode", [m.value for m in MODES])
+def test_a_restart_repairs_a_row_changed_within_the_same_millisecond_that_a_plain_upsert_leaves(
+    gallery: Gallery, stack_env: dict[str, str], tmp_path: Path, mode: str
+) -> None:
+    gallery.seed(30)
+    args = ("--dsn", gallery.dsn, "--stage", "local", "--checkpoint", str(tmp_path / "cp.json"), "--no-progress")
+    assert run_command("migrate_gallery.py", *args, "--write-mode", mode, env=stack_env).returncode == 0
+    changed = gallery.ids()[11]
+    # A second legacy update within the same millisecond: updated_at moves by microseconds only.
+    gallery.execute(
+        "UPDATE gallery_images SET title = 'second edit, same millisecond', "
+        "updated_at = date_trunc('milliseconds', updated_at) + interval '999 microseconds' WHERE id = %s",
+        (changed,),
+    )
+    with LegacySource(gallery.dsn) as source:
+        (row,) = source.rows_by_id([changed])
+    table = open_stage_table("local")
+    endpoint_upsert = repository(table).upsert(row_to_record(row))
+    verify_args = ("--dsn", gallery.dsn, "--stage", "local", "--report", str(tmp_path / "r.json"), "--no-progress")
+    before = run_command("verify_migration.py", *verify_args, env=stack_env)
+
+    restarted = run_command(
+        "migrate_gallery.py",
+        *args,
+        "--write-mode",
+        mode,
+        "--restart",
+        "--summary-json",
+        str(tmp_path / "s.json"),
+        env=stack_env,
+    )
+    after = run_command("verify_migration.py", *verify_args, env=stack_env)
+
+    assert endpoint_upsert.outcome is UpsertOutcome.UNCHANGED  # the endpoint cannot tell which write is later
+    assert before.returncode == 1 and f"MISMATCH {changed}: title" in before.stdout
+    assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+    summary = json.loads((tmp_path / "s.json").read_text())
+    assert (summary["updated"], summary["unchanged"]) == (1, 29)
+    stored = repository(table).get_many([changed])[changed]
+    assert (stored.title, stored.version) == ("second edit, same millisecond", 2)
+    assert after.returncode == 0, after.stdout + after.stderr
