@@ -71,13 +71,16 @@ def cursor_codec() -> CursorCodec:
     return CursorCodec(secret)
 
 
+def _cdn() -> CdnInvalidator | None:
+    settings = get_settings()
+    return CdnInvalidator(aws.cloudfront(), settings.cdn_distribution_id) if settings.cdn_distribution_id else None
+
+
 @lru_cache(maxsize=1)
 def image_service() -> ImageService:
-    settings = get_settings()
-    cdn = CdnInvalidator(aws.cloudfront(), settings.cdn_distribution_id) if settings.cdn_distribution_id else None
-    queries = ImageQueries(aws.dynamodb(), settings.table_name)
+    queries = ImageQueries(aws.dynamodb(), get_settings().table_name)
     # The cursor secret is read on the first list, not on every cold start.
-    return ImageService(image_repository(), queries, object_store(), cursor_codec, cdn)
+    return ImageService(image_repository(), queries, object_store(), cursor_codec, _cdn())
 
 
 @lru_cache(maxsize=1)
@@ -103,6 +106,8 @@ def sweeper() -> Sweeper:
         UploadQueue(aws.sqs(), settings.upload_queue_name),
         grace=timedelta(seconds=settings.expiry_grace_seconds),
         processing_deadline=timedelta(seconds=settings.processing_deadline_seconds),
+        queries=ImageQueries(aws.dynamodb(), settings.table_name),
+        cdn=_cdn(),
         relay_delay=timedelta(seconds=settings.outbox_relay_delay_seconds),
         metrics=metrics(),
     )

@@ -108,10 +108,15 @@ def api_policy(arns: StageArns) -> list[dict[str, Any]]:
         _statement("WebhookSubscriptions", ["sns:Unsubscribe", "sns:GetSubscriptionAttributes"], [f"{arns.topic}:*"]),
         _statement("CursorSecret", ["ssm:GetParameter"], [arns.cursor_parameter]),
     ]
-    if arns.distribution_id:
-        distribution = f"arn:aws:cloudfront::{arns.account}:distribution/{arns.distribution_id}"
-        statements.append(_statement("CdnInvalidation", ["cloudfront:CreateInvalidation"], [distribution]))
+    statements += _cdn_invalidation(arns)
     return statements
+
+
+def _cdn_invalidation(arns: StageArns) -> list[dict[str, Any]]:
+    if not arns.distribution_id:
+        return []
+    distribution = f"arn:aws:cloudfront::{arns.account}:distribution/{arns.distribution_id}"
+    return [_statement("CdnInvalidation", ["cloudfront:CreateInvalidation"], [distribution])]
 
 
 def _list_uploads(arns: StageArns) -> dict[str, Any]:
@@ -145,7 +150,11 @@ def processor_policy(arns: StageArns) -> list[dict[str, Any]]:
 def sweeper_policy(arns: StageArns) -> list[dict[str, Any]]:
     return [
         _statement("SweepIndex", ["dynamodb:Query"], [f"{arns.table}/index/GSI3"]),
-        _statement("ImageTable", ["dynamodb:UpdateItem"], [arns.table]),
+        # Transitions; and the last steps of a DELETE that stopped half-way (the record
+        # removed, or an imported one read and kept as a purged tombstone).
+        _statement("ImageTable", ["dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:GetItem"], [arns.table]),
+        # The renditions of an image whose DELETE stopped half-way.
+        _statement("Renditions", ["s3:DeleteObject"], [f"{arns.image_bucket}/images/*"]),
         # Looks for the file of an overdue pending image (HeadObject), removes a stray one.
         _statement("Uploads", ["s3:GetObject", "s3:DeleteObject"], [f"{arns.upload_bucket}/uploads/*"]),
         # No file must be a 404 (the image expires), not a 403 that fails every sweep.
@@ -153,6 +162,7 @@ def sweeper_policy(arns: StageArns) -> list[dict[str, Any]]:
         # Hands an upload that arrived but was never processed back to the processor.
         _statement("UploadQueue", ["sqs:GetQueueUrl", "sqs:SendMessage"], [arns.queue]),
         _statement("Events", ["sns:Publish"], [arns.topic]),
+        *_cdn_invalidation(arns),
     ]
 
 

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from botocore.exceptions import ClientError
 from pydantic.alias_generators import to_camel, to_snake
 
 from chalicelib.errors import ConditionFailed
-from chalicelib.models.common import ImageStatus, parse_time
+from chalicelib.models.common import ImageStatus, format_time, parse_time
 from chalicelib.models.domain import IdempotencyRecord, ImageRecord, ProcessingOutcome
 from chalicelib.repositories.dynamo import error_code, from_item, to_item, to_value, translated_errors
 
@@ -373,7 +374,14 @@ class TransactionConflict(ConditionFailed):
 
 
 # Marks the record deleted and drops its index keys, so no listing shows it any more.
-_TOMBSTONE = "SET deletedAt = if_not_exists(deletedAt, :now) REMOVE GSI1PK, GSI1SK, GSI2PK, GSI2SK, GSI3PK, GSI3SK"
+# It stays in the sweep index, due a few minutes on: if the DELETE stops before its last
+# step (a crash, a timeout) and is not retried, the sweeper finishes it, so the renditions
+# of an image its owner deleted do not stay public.
+_TOMBSTONE = (
+    "SET deletedAt = if_not_exists(deletedAt, :now), GSI3PK = :sweep, GSI3SK = :finishBy "
+    "REMOVE GSI1PK, GSI1SK, GSI2PK, GSI2SK"
+)
+DELETE_FINISH_DELAY = timedelta(minutes=10)
 
 # An imported image's finished delete: the tombstone stays this long (docs/migration.md),
 # longer than any backfill or dual-write from before the delete can still arrive.
@@ -516,7 +524,12 @@ class ImageQueries:
                     UpdateExpression=_TOMBSTONE,
                     ConditionExpression="attribute_exists(PK) AND attribute_not_exists(#purged) AND userId = :me",
                     ExpressionAttributeNames={"#purged": PURGED},
-                    ExpressionAttributeValues={":now": to_value(now), ":me": to_value(user_id)},
+                    ExpressionAttributeValues={
+                        ":now": to_value(now),
+                        ":me": to_value(user_id),
+                        ":sweep": to_value(sweep_partition(image_id)),
+                        ":finishBy": to_value(format_time(parse_time(now) + DELETE_FINISH_DELAY)),
+                    },
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )

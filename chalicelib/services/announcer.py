@@ -31,6 +31,8 @@ class EventAnnouncer:
         """
         if record.event_published or record.event_id is None or not record.status.is_terminal:
             return False
+        if record.deleted_at is not None:
+            return False  # its owner deleted it: no event, and the sweep index is the delete's now
         self._publisher.publish(self._presenter.event(record))
         self._images.mark_event_published(record.id, record.event_id)
         logs.info("event published", imageId=record.id, eventId=record.event_id, status=record.status.value)

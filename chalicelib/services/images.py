@@ -110,8 +110,8 @@ class ImageService:
         answers 404 like a removed record: ``ImageQueries.finish_delete``).
 
         Each step is safe to repeat, and a crash between steps leaves a tombstone that a
-        retried DELETE finishes: never a live record pointing at deleted objects, never
-        objects that no record knows about.
+        retried DELETE finishes, or else the sweeper (``DELETE_FINISH_DELAY`` later): never a
+        live record pointing at deleted objects, never objects that no record knows about.
         """
         if not is_image_id(image_id):
             raise _not_found(image_id)
@@ -122,14 +122,17 @@ class ImageService:
             if current is None:
                 raise _not_found(image_id) from rejected
             raise Forbidden("This image belongs to another user.") from rejected
-        self._store.delete_image_objects(record.upload_key, [record.rendition_key, record.thumbnail_key])
-        if self._cdn is not None:
-            self._cdn.invalidate(
-                [f"/{record.rendition_key}", f"/{record.thumbnail_key}"],
-                reference=f"delete-{record.id}",
-            )
-        self._queries.finish_delete(image_id)
-        logs.info("image deleted", imageId=image_id)
+        finish_deletion(record, self._store, self._cdn, self._queries)
+
+
+def finish_deletion(record: ImageRecord, store: ObjectStore, cdn: CdnInvalidator | None, queries: ImageQueries) -> None:
+    """The steps of a delete after the tombstone: objects, CDN, record. Each is safe to
+    repeat; the DELETE runs them, and the sweeper for a DELETE that stopped before the end."""
+    store.delete_image_objects(record.upload_key, [record.rendition_key, record.thumbnail_key])
+    if cdn is not None:
+        cdn.invalidate([f"/{record.rendition_key}", f"/{record.thumbnail_key}"], reference=f"delete-{record.id}")
+    queries.finish_delete(record.id)
+    logs.info("image deleted", imageId=record.id)
 
 
 # ASCII digits only (str.isdigit also takes "²" and "١"), and few enough to parse cheaply.

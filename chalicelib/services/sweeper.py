@@ -7,7 +7,9 @@ It reads only the sparse GSI3 index, which holds exactly the records that need i
   notification went to the dead-letter queue, or the queue was backed up);
 - processing images, due at their processing deadline: failed, because no delivery
   finished them (each crashed, timed out or ran out of retries);
-- terminal images whose event is not yet published, due at once: the outbox's relay.
+- terminal images whose event is not yet published, due at once: the outbox's relay;
+- images whose DELETE stopped after the tombstone, due ``DELETE_FINISH_DELAY`` after it:
+  the sweep runs the delete's remaining steps (objects, CDN, record).
 
 Everything it does is safe to repeat, and one record's fault does not stop the others.
 """
@@ -24,10 +26,12 @@ from chalicelib.errors import ConditionFailed
 from chalicelib.metrics import NO_METRICS, Metrics
 from chalicelib.models.common import ImageStatus, format_time, parse_time, utc_now
 from chalicelib.models.domain import ImageRecord, event_id_for
-from chalicelib.repositories.images import STALLED_CODE, SWEEP_SHARDS, ImageRepository
+from chalicelib.repositories.cdn import CdnInvalidator
+from chalicelib.repositories.images import STALLED_CODE, SWEEP_SHARDS, ImageQueries, ImageRepository
 from chalicelib.repositories.queue import UploadQueue
 from chalicelib.repositories.storage import ObjectStore
 from chalicelib.services.announcer import EventAnnouncer
+from chalicelib.services.images import finish_deletion
 
 
 @dataclass
@@ -35,6 +39,7 @@ class SweepReport:
     expired: int = 0
     resubmitted: int = 0
     failed: int = 0
+    deletes_finished: int = 0
     announced: int = 0
     not_yet: int = 0
     errors: int = 0  # records left for the next run because something went wrong
@@ -53,6 +58,8 @@ class Sweeper:
         queue: UploadQueue,
         grace: timedelta,
         processing_deadline: timedelta,
+        queries: ImageQueries,
+        cdn: CdnInvalidator | None = None,
         relay_delay: timedelta = timedelta(seconds=60),
         clock: Callable[[], datetime] = utc_now,
         metrics: Metrics = NO_METRICS,
@@ -61,6 +68,8 @@ class Sweeper:
         self._store = store
         self._announcer = announcer
         self._queue = queue
+        self._queries = queries
+        self._cdn = cdn
         self._grace = grace
         self._processing_deadline = processing_deadline
         # The processor publishes right after the transition; relaying only older entries
@@ -94,6 +103,12 @@ class Sweeper:
         return report
 
     def _sweep_one(self, record: ImageRecord, now: datetime, report: SweepReport) -> None:
+        if record.deleted_at is not None:
+            # A DELETE that stopped after its tombstone (the owner saw a 5xx, or nothing).
+            finish_deletion(record, self._store, self._cdn, self._queries)
+            logs.warning("finished a delete that stopped half-way")
+            report.deletes_finished += 1
+            return
         if record.status is ImageStatus.PENDING:
             settled = self._settle_pending(record, now, report)
             if settled is None:

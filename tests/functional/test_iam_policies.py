@@ -17,6 +17,7 @@ from typing import Any
 from chalicelib import aws, dependencies
 from chalicelib.models.common import format_time, utc_now
 from chalicelib.repositories.events import EventPublisher
+from chalicelib.repositories.images import ImageQueries
 from chalicelib.repositories.queue import UploadQueue
 from chalicelib.services.announcer import EventAnnouncer
 from chalicelib.services.sweeper import Sweeper
@@ -120,6 +121,8 @@ def test_each_function_is_granted_exactly_the_kinds_of_calls_its_code_makes(api,
     stalled = create_upload("d.jpg")  # processing, and no delivery finished it: failed
     started = format_time(utc_now())
     dependencies.image_repository().start_processing(stalled["id"], started, deadline=started)
+    half_deleted = create_upload("e.jpg")  # its DELETE stopped after the tombstone: finished
+    ImageQueries(aws.dynamodb(), get_settings().table_name).begin_delete(half_deleted["id"], "iam", started)
     later = utc_now() + timedelta(hours=2)
     sweeper = Sweeper(
         dependencies.image_repository(),
@@ -132,11 +135,12 @@ def test_each_function_is_granted_exactly_the_kinds_of_calls_its_code_makes(api,
         UploadQueue(aws.sqs(), get_settings().upload_queue_name),
         grace=timedelta(minutes=15),
         processing_deadline=timedelta(hours=1),
+        queries=ImageQueries(aws.dynamodb(), get_settings().table_name),
         clock=lambda: later,
     )
     with recorded_operations() as sweeper_calls:
         report = sweeper.run()
-    assert (report.expired, report.resubmitted, report.failed) == (1, 1, 1)
+    assert (report.expired, report.resubmitted, report.failed, report.deletes_finished) == (1, 1, 1, 1)
     with recorded_operations() as delete_calls:
         assert api.http.delete(f"/images/{image_id}", headers=headers).status_code == 204
         for other in (abandoned, unprocessed, stalled):

@@ -11,9 +11,10 @@ import pytest
 
 from chalicelib import aws, dependencies
 from chalicelib.errors import TransientFailure
-from chalicelib.models.common import utc_now
+from chalicelib.models.common import format_time, utc_now
 from chalicelib.models.responses import ImageEvent
 from chalicelib.repositories.events import EventPublisher
+from chalicelib.repositories.images import ImageQueries
 from chalicelib.repositories.queue import UploadQueue
 from chalicelib.services.announcer import EventAnnouncer
 from chalicelib.services.processing import ProcessingService, UploadedObject
@@ -60,6 +61,7 @@ def _sweeper(minutes_later: float, grace_minutes: float = 15, publisher: EventPu
         UploadQueue(aws.sqs(), get_settings().upload_queue_name),
         grace=timedelta(minutes=grace_minutes),
         processing_deadline=timedelta(seconds=get_settings().processing_deadline_seconds),
+        queries=ImageQueries(aws.dynamodb(), get_settings().table_name),
         relay_delay=timedelta(seconds=60),
         clock=lambda: moment,
     )
@@ -266,15 +268,20 @@ def test_redrive_moves_dead_letters_back_without_losing_one(aws_stack):
     assert left["Attributes"]["ApproximateNumberOfMessages"] == "0"
 
 
-def test_a_delete_that_stopped_after_the_tombstone_leaves_nothing_for_the_sweep(uploader, aws_stack):
-    from chalicelib.repositories.images import ImageQueries
-
-    created = uploader.create("dora")
+def test_a_delete_that_stopped_after_the_tombstone_is_finished_by_the_sweep(uploader, aws_stack, api, auth_for):
+    image_id, _ = uploader.process(image_bytes(), "dora")
     queries = ImageQueries(aws.dynamodb(), get_settings().table_name)
-    queries.begin_delete(created["id"], "dora", "2026-11-22T00:00:00.000Z")  # the crash comes right after
+    queries.begin_delete(image_id, "dora", format_time(utc_now()))  # the crash comes right after
+    assert api.http.get(f"/images/{image_id}", headers=auth_for("dora")).status_code == 404
+    assert aws_stack.s3.list_objects_v2(Bucket=aws_stack.image_bucket).get("KeyCount", 0) == 2  # still public
 
-    report = _sweeper(minutes_later=120).run()
+    assert _sweeper(minutes_later=5).run().deletes_finished == 0  # a retried DELETE may still be coming
+    report = _sweeper(minutes_later=11).run()
 
-    assert (report.expired, report.announced, report.not_yet) == (0, 0, 0)
-    record = dependencies.image_repository().get(created["id"])
-    assert record is not None and record.deleted_at is not None
+    assert (report.deletes_finished, report.expired, report.announced) == (1, 0, 0)
+    assert aws_stack.s3.list_objects_v2(Bucket=aws_stack.image_bucket).get("KeyCount", 0) == 0
+    listed = aws_stack.s3.list_objects_v2(Bucket=aws_stack.upload_bucket, Prefix=f"uploads/dora/{image_id}")
+    assert listed.get("KeyCount", 0) == 0
+    assert dependencies.image_repository().get(image_id) is None
+    assert api.http.delete(f"/images/{image_id}", headers=auth_for("dora")).status_code == 404
+    assert _sweeper(minutes_later=20).run() == SweepReport()

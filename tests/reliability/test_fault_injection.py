@@ -17,6 +17,7 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 from chalicelib import aws
 from chalicelib.errors import TransientFailure
 from chalicelib.models.domain import rendition_key, thumbnail_key
+from chalicelib.repositories.images import ImageQueries
 from chalicelib.repositories.queue import UploadQueue
 from chalicelib.services.announcer import EventAnnouncer
 from chalicelib.services.processing import Outcome
@@ -108,6 +109,7 @@ def test_after_a_crash_between_the_state_change_and_the_publish_the_sweeper_rela
         UploadQueue(aws.sqs(), settings.upload_queue_name),
         grace=timedelta(seconds=settings.expiry_grace_seconds),
         processing_deadline=timedelta(seconds=settings.processing_deadline_seconds),
+        queries=ImageQueries(aws.dynamodb(), settings.table_name),
         relay_delay=timedelta(0),
     )
 

@@ -197,6 +197,7 @@ class ImagePipeline(RuleBasedStateMachine):
             FakeUploadQueue(),
             grace=timedelta(minutes=5),
             processing_deadline=timedelta(hours=1),
+            queries=FakeQueries(self.repo),
             relay_delay=timedelta(0),
             clock=self.clock,
         )
