@@ -51,6 +51,27 @@ def _idempotency_key(user_id: str, key: str) -> dict[str, Any]:
 SWEEP_SHARDS = 4
 # The failure code of an image no delivery managed to process before its deadline.
 STALLED_CODE = "processing_failed"
+STALLED_MESSAGE = "The image could not be processed. Upload it again."
+EXPIRED_MESSAGE = "The upload window closed before the file arrived. Create a new upload."
+
+
+def _terminal(
+    image_id: str, status: ImageStatus, event_id: str, now: str, error_code: str | None, error_message: str | None
+) -> dict[str, Any]:
+    """What every terminal transition writes: the status, the event (id, time, not yet
+    published) and the outbox entry (due at once: the sweeper publishes the event if the
+    writer cannot), with the error, if any."""
+    return {
+        "status": status.value,
+        "updatedAt": now,
+        "eventId": event_id,
+        "eventOccurredAt": now,
+        "eventPublished": False,
+        "errorCode": error_code,
+        "errorMessage": error_message,
+        "GSI3PK": sweep_partition(image_id),
+        "GSI3SK": now,
+    }
 
 
 def sweep_partition(image_id: str) -> str:
@@ -228,37 +249,17 @@ class ImageRepository:
 
     def finish_processing(self, image_id: str, outcome: ProcessingOutcome, event_id: str, now: str) -> ImageRecord:
         """``processing -> completed|failed``, recording the outcome and its event id."""
-        values: dict[str, Any] = {
-            "status": outcome.status.value,
-            "updatedAt": now,
-            "eventId": event_id,
-            "eventOccurredAt": now,
-            "eventPublished": False,
+        values = _terminal(image_id, outcome.status, event_id, now, outcome.error_code, outcome.error_message) | {
             "width": outcome.width,
             "height": outcome.height,
             "placeholder": outcome.placeholder,
-            "errorCode": outcome.error_code,
-            "errorMessage": outcome.error_message,
-            # Into the outbox: the sweeper publishes the event if this process cannot.
-            "GSI3PK": sweep_partition(image_id),
-            "GSI3SK": now,
         }
         # ``version`` counts metadata edits (optimistic locking for PATCH), not processing.
         return self._update(image_id, set_values=values, expected=(ImageStatus.PROCESSING,), bump_version=False)
 
     def expire(self, image_id: str, event_id: str, closed_before: str, now: str) -> ImageRecord:
         """``pending -> expired`` for an upload whose window closed before ``closed_before``."""
-        values: dict[str, Any] = {
-            "status": ImageStatus.EXPIRED.value,
-            "updatedAt": now,
-            "eventId": event_id,
-            "eventOccurredAt": now,
-            "eventPublished": False,
-            "errorCode": "upload_expired",
-            "errorMessage": "The upload window closed before the file arrived. Create a new upload.",
-            "GSI3PK": sweep_partition(image_id),
-            "GSI3SK": now,
-        }
+        values = _terminal(image_id, ImageStatus.EXPIRED, event_id, now, "upload_expired", EXPIRED_MESSAGE)
         return self._update(
             image_id,
             set_values=values,
@@ -269,17 +270,7 @@ class ImageRepository:
 
     def fail_stalled(self, image_id: str, event_id: str, now: str) -> ImageRecord:
         """``processing -> failed`` for a record whose processing deadline passed."""
-        values: dict[str, Any] = {
-            "status": ImageStatus.FAILED.value,
-            "updatedAt": now,
-            "eventId": event_id,
-            "eventOccurredAt": now,
-            "eventPublished": False,
-            "errorCode": STALLED_CODE,
-            "errorMessage": "The image could not be processed. Upload it again.",
-            "GSI3PK": sweep_partition(image_id),
-            "GSI3SK": now,
-        }
+        values = _terminal(image_id, ImageStatus.FAILED, event_id, now, STALLED_CODE, STALLED_MESSAGE)
         return self._update(
             image_id,
             set_values=values,

@@ -19,7 +19,7 @@ from chalicelib.models.common import ImageStatus
 from chalicelib.models.domain import IdempotencyRecord, ImageRecord, ProcessingOutcome
 from chalicelib.models.responses import ImageEvent
 from chalicelib.repositories.events import EventPublisher
-from chalicelib.repositories.images import STALLED_CODE, IdempotencyKeyTaken, ImageRepository
+from chalicelib.repositories.images import STALLED_CODE, STALLED_MESSAGE, IdempotencyKeyTaken, ImageRepository
 from chalicelib.repositories.queue import UploadQueue
 from chalicelib.repositories.storage import ObjectStore, UploadForm
 from chalicelib.settings import Settings
@@ -169,7 +169,7 @@ class FakeImageRepository(ImageRepository):
                 "event_occurred_at": now,
                 "event_published": False,
                 "error_code": STALLED_CODE,
-                "error_message": "The image could not be processed. Upload it again.",
+                "error_message": STALLED_MESSAGE,
             },
             bump=False,
         )
