@@ -30,7 +30,7 @@ import boto3
 from botocore.exceptions import ClientError
 
 from chalicelib.repositories.webhooks import WEBHOOK_PROTOCOLS, delivery_attributes
-from scripts.stage_config import CONFIG_PATH, LOCAL_STAGE, apply_stage_environment, use_local_credentials
+from scripts.stage_config import CONFIG_PATH, LOCAL_STAGE, apply_stage_environment, command_environment
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudfront import CloudFrontClient
@@ -359,25 +359,31 @@ def ensure_queues(client: SQSClient, res: StageResources, bucket_arn: str, repor
         },
         report,
     )
+    _allow_send(client, url, arn, ("S3UploadEvents", "s3.amazonaws.com", bucket_arn), report)
+    report.outputs["UPLOAD_QUEUE_NAME"] = res.queue_name
+    return arn
+
+
+def _allow_send(client: SQSClient, url: str, arn: str, sender: tuple[str, str, str], report: Report) -> None:
+    """The queue's policy: only ``sender`` (statement id, AWS service, source ARN) may send."""
+    sid, service, source_arn = sender
     policy = {
         "Version": "2012-10-17",
         "Statement": [
             {
-                "Sid": "S3UploadEvents",
+                "Sid": sid,
                 "Effect": "Allow",
-                "Principal": {"Service": "s3.amazonaws.com"},
+                "Principal": {"Service": service},
                 "Action": "sqs:SendMessage",
                 "Resource": arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": bucket_arn}},
+                "Condition": {"ArnEquals": {"aws:SourceArn": source_arn}},
             }
         ],
     }
     current = client.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"]).get("Attributes", {})
     if _attribute_differs(current.get("Policy"), json.dumps(policy)):
         client.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
-        report.changed(f"queue {res.queue_name}: S3 may send upload events")
-    report.outputs["UPLOAD_QUEUE_NAME"] = res.queue_name
-    return arn
+        report.changed(f"queue {arn.rsplit(':', 1)[-1]}: only {service} ({sid}) may send to it")
 
 
 def ensure_topic(client: SNSClient, res: StageResources, report: Report) -> str:
@@ -407,23 +413,7 @@ def ensure_webhook_dlq(client: SQSClient, res: StageResources, topic_arn: str, r
         {"MessageRetentionPeriod": str(14 * 24 * 3600), "SqsManagedSseEnabled": "true"},
         report,
     )
-    policy = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "UndeliveredWebhookEvents",
-                "Effect": "Allow",
-                "Principal": {"Service": "sns.amazonaws.com"},
-                "Action": "sqs:SendMessage",
-                "Resource": arn,
-                "Condition": {"ArnEquals": {"aws:SourceArn": topic_arn}},
-            }
-        ],
-    }
-    current = client.get_queue_attributes(QueueUrl=url, AttributeNames=["Policy"]).get("Attributes", {})
-    if _attribute_differs(current.get("Policy"), json.dumps(policy)):
-        client.set_queue_attributes(QueueUrl=url, Attributes={"Policy": json.dumps(policy)})
-        report.changed(f"queue {res.webhook_dlq_name}: the events topic may dead-letter webhook deliveries")
+    _allow_send(client, url, arn, ("UndeliveredWebhookEvents", "sns.amazonaws.com", topic_arn), report)
     report.outputs["WEBHOOK_DLQ_NAME"] = res.webhook_dlq_name
     return arn
 
@@ -617,9 +607,7 @@ def main(argv: list[str] | None = None) -> int:
         "--cdn", action="store_true", help="also a CloudFront distribution (origin access control) for renditions"
     )
     args = parser.parse_args(argv)
-    if args.stage == LOCAL_STAGE and not args.endpoint_url:
-        parser.error("the local stage needs --endpoint-url (or AWS_ENDPOINT_URL): it never talks to AWS")
-    use_local_credentials(args.stage)
+    command_environment(parser, args.stage, args.endpoint_url)
     report = provision_stage(args.stage, args.endpoint_url, with_cdn=args.cdn)
     if args.stage != LOCAL_STAGE:
         written = write_stage_config(args.stage, report.outputs)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import boto3
 
 from chalicelib.repositories.images import album_partition
-from scripts.stage_config import LOCAL_STAGE, stage_environment, use_local_credentials
+from scripts.stage_config import command_environment
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -84,10 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--apply", action="store_true", help="rewrite the stale keys (default: only count them)")
     parser.add_argument("--endpoint-url", default=os.environ.get("AWS_ENDPOINT_URL"))
     args = parser.parse_args(argv)
-    if args.stage == LOCAL_STAGE and not args.endpoint_url:
-        parser.error("the local stage needs --endpoint-url (or AWS_ENDPOINT_URL), e.g. http://127.0.0.1:4566")
-    use_local_credentials(args.stage)
-    environment = stage_environment(args.stage)
+    environment = command_environment(parser, args.stage, args.endpoint_url)
     client: DynamoDBClient = boto3.client(
         "dynamodb", region_name=environment.get("AWS_REGION", "us-east-1"), endpoint_url=args.endpoint_url
     )

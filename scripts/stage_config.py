@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import sys
@@ -27,6 +28,15 @@ FAKE_AWS_ENVIRONMENT = {
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_REGION": "us-east-1",
 }
+
+
+def command_environment(parser: argparse.ArgumentParser, stage: str, endpoint_url: str | None) -> dict[str, str]:
+    """For an operator command: the stage's environment, after refusing the local stage
+    without an endpoint (it never talks to AWS) and giving it moto's credentials."""
+    if stage == LOCAL_STAGE and not endpoint_url:
+        parser.error("the local stage needs --endpoint-url (or AWS_ENDPOINT_URL), e.g. http://127.0.0.1:4566")
+    use_local_credentials(stage)
+    return stage_environment(stage)
 
 
 def use_local_credentials(stage: str) -> None:
