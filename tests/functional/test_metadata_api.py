@@ -8,8 +8,8 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
-from tests.conftest import local_token
 from tests.functional.support import error_of, fields_named, post_image
+from tests.migration.test_import_endpoint import legacy_body, service_headers
 
 AuthFor = Callable[[str], dict[str, str]]
 MAX_VERSION = 2**53 - 1  # Number.MAX_SAFE_INTEGER
@@ -125,29 +125,10 @@ def test_a_cursor_for_the_longest_album_and_user_ids_is_accepted(api: Any, auth_
 # -- album ids -------------------------------------------------------------------------
 
 
-def service_headers() -> dict[str, str]:
-    token = local_token("legacy-gallery", scopes=("images:import",))
-    return {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-
-
-def legacy_row(**overrides: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {
-        "userId": "alice",
-        "originalFilename": "beach.jpg",
-        "contentType": "image/jpeg",
-        "fileSize": 1234,
-        "imageKey": "images/alice/beach.jpg",
-        "createdAt": "2020-07-01T10:00:00+00:00",
-        "updatedAt": "2020-07-01T10:00:00+00:00",
-    }
-    row.update(overrides)
-    return row
-
-
 def test_an_imported_album_with_a_space_is_listed_for_its_owner(api: Any, auth_for: AuthFor) -> None:
     image_id = str(uuid.uuid4())
     imported = api.http.put(
-        f"/internal/images/{image_id}", headers=service_headers(), body=json.dumps(legacy_row(albumId="Summer 2020"))
+        f"/internal/images/{image_id}", headers=service_headers(), body=json.dumps(legacy_body(albumId="Summer 2020"))
     )
     assert imported.status_code == 201, imported.body
 
