@@ -3,12 +3,14 @@
     python scripts/loadtest.py --clients 100 --start-stack
     python scripts/loadtest.py --clients 200 --images-per-client 1 --start-stack --json
     python scripts/loadtest.py --clients 50 --api http://127.0.0.1:8000
+    python scripts/loadtest.py --clients 200 --image-size 1024x768 --poll-interval 0.05 --start-stack
 
 Each client creates its images with an ``Idempotency-Key`` (and sends the create twice,
 as a client retrying a lost answer would), uploads a small generated JPEG (800x600 by
 default, so the two-core test machine measures the pipeline rather than one large
 encode) with the presigned form, and polls ``GET /images/{id}/status`` until the image
-is terminal. A webhook receiver subscribed through ``POST /webhooks`` collects the
+is terminal (0.1 s doubling to ``--poll-max``, or every ``--poll-interval`` seconds:
+a burst of impatient clients). A webhook receiver subscribed through ``POST /webhooks`` collects the
 ``image.*`` events of the run's user.
 
 Reported: throughput, p50/p95/p99 per phase (create, upload, upload-to-completed), and
@@ -209,7 +211,9 @@ class Client:
         self._session.delete(f"{self._api}/webhooks/{webhook_id}", headers=self._headers, timeout=30)
 
 
-def run_image(client: Client, key: str, data: bytes, timeout: float, deadline: float, poll_max: float) -> ImageRun:
+def run_image(
+    client: Client, key: str, data: bytes, timeout: float, deadline: float, poll_max: float, poll_interval: float | None
+) -> ImageRun:
     run = ImageRun(key=key)
     try:
         started = time.monotonic()
@@ -222,7 +226,8 @@ def run_image(client: Client, key: str, data: bytes, timeout: float, deadline: f
         client.upload(created, data)
         uploaded = time.monotonic()
         run.upload_s = uploaded - started
-        delay = 0.1  # as scripts/image_client.py: 0.1 s doubling to ``poll_max``
+        # As scripts/image_client.py: 0.1 s doubling to ``poll_max``; or a fixed interval.
+        delay = poll_interval if poll_interval is not None else 0.1
         give_up = min(uploaded + timeout, deadline)
         for _ in range(10_000):  # bounded by the count and by the deadline
             try:
@@ -239,7 +244,8 @@ def run_image(client: Client, key: str, data: bytes, timeout: float, deadline: f
             if time.monotonic() > give_up:
                 break
             time.sleep(delay)
-            delay = min(delay * 2, poll_max)
+            if poll_interval is None:
+                delay = min(delay * 2, poll_max)
     except Exception as exc:  # reported, never raised: one client's failure is a data point
         run.error = f"{type(exc).__name__}: {exc}"[:300]
     return run
@@ -281,7 +287,9 @@ def run_load(args: argparse.Namespace, api_url: str) -> Report:
             for number in range(args.images_per_client):
                 key = f"{run_id}-{index:04d}-{number:03d}"
                 data = images[(index + number) % len(images)]
-                results.append(run_image(clients[index], key, data, args.timeout, deadline, args.poll_max))
+                results.append(
+                    run_image(clients[index], key, data, args.timeout, deadline, args.poll_max, args.poll_interval)
+                )
             return results
 
         started = time.monotonic()
@@ -380,6 +388,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--request-timeout", type=float, default=60.0, help="seconds per HTTP request")
     parser.add_argument("--settle", type=float, default=3.0, help="seconds to wait for stray duplicate events")
     parser.add_argument("--poll-max", type=float, default=2.0, help="longest pause between status polls (s)")
+    parser.add_argument(
+        "--poll-interval", type=float, default=None, help="poll every this many seconds instead of backing off"
+    )
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
     args = parser.parse_args(argv)
     if not 1 <= args.clients <= 500:
@@ -392,6 +403,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--image-size must be WIDTHxHEIGHT")
     if not (16 <= width <= 8000 and 16 <= height <= 8000):
         parser.error("--image-size must be 16..8000 pixels a side")
+    if args.poll_interval is not None and not 0.01 <= args.poll_interval <= 60:
+        parser.error("--poll-interval must be 0.01..60 seconds")
     if not args.start_stack:
         try:
             require_loopback(args.api)
