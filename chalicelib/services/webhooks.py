@@ -29,6 +29,10 @@ _NUMERIC_LABEL = re.compile(r"[0-9]+|0x[0-9a-f]*")
 # ICANN's private-use .internal, and the usual /etc/hosts domain.
 _PRIVATE_SUFFIXES = ("localhost", "local", "internal", "home.arpa", "localdomain")
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+# IANA's global unicast block. The rest of the IPv6 space is reserved or special-purpose,
+# including the deprecated IPv4-compatible ::/96 (``[::127.0.0.1]``), which ``is_global``
+# calls global although an old stack would route it to the IPv4 address it carries.
+_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
 
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -49,8 +53,12 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
 def _is_public_address(address: IpAddress) -> bool:
     if not address.is_global or address.is_multicast:
         return False
-    embedded = _embedded_ipv4(address) if isinstance(address, ipaddress.IPv6Address) else None
-    return embedded is None or _is_public_address(embedded)
+    if isinstance(address, ipaddress.IPv4Address):
+        return True
+    embedded = _embedded_ipv4(address)
+    if embedded is not None:
+        return _is_public_address(embedded)
+    return address in _GLOBAL_UNICAST
 
 
 def public_host_problem(host: str) -> str | None:

@@ -110,6 +110,17 @@ NON_PUBLIC_HOSTS = [
     "[2001:0:4136:e378:8000:63bf:3fff:fdd2]",  # Teredo
     "[fe80::1%25eth0]",  # link-local with a zone
     "[fc00::1]",  # unique local
+    # IPv4-compatible (::/96, deprecated): is_global says True, an old stack routes it to IPv4
+    "[::127.0.0.1]",
+    "[::7f00:1]",
+    "[0:0:0:0:0:0:127.0.0.1]",
+    "[0000::7F00:0001]",
+    "[::10.0.0.5]",
+    "[::169.254.169.254]",
+    "[::8.8.8.8]",  # even a public IPv4 inside: no client is meant to reach a host this way
+    "[::ffff:0:7f00:1]",  # SIIT IPv4-translated, also outside global unicast
+    "[100::1]",  # discard-only
+    "[4000::1]",  # unassigned (outside 2000::/3)
     "localhost.",
     "LOCALHOST",
     "foo.localhost",
