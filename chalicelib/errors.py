@@ -63,10 +63,30 @@ class Forbidden(DomainError):
     default_message = "You do not have access to this resource."
 
 
+# The most of a client's id an error message quotes: every id the service issues fits
+# (ULIDs have 26 characters, legacy UUIDs 36); a longer one is cut, so a 404 for a path of
+# 10,000 characters does not send them back.
+MAX_QUOTED_ID_LENGTH = 40
+
+
+def quoted_id(value: str) -> str:
+    """``value`` as a message may quote it: at most ``MAX_QUOTED_ID_LENGTH`` characters
+    (a longer id ends in "…" inside the quotes), control characters escaped by ``repr``."""
+    shown = repr(value[:MAX_QUOTED_ID_LENGTH])
+    if len(value) > MAX_QUOTED_ID_LENGTH:
+        shown = f"{shown[:-1]}…{shown[-1]}"
+    return shown
+
+
 class NotFound(DomainError):
     status_code = 404
     code = "not_found"
     default_message = "No such resource."
+
+    @classmethod
+    def of(cls, kind: str, identifier: str) -> NotFound:
+        """The 404 of an id the client sent: "No image with id '01J…'." (``quoted_id``)."""
+        return cls(f"No {kind} with id {quoted_id(identifier)}.")
 
 
 class InvalidCursor(DomainError):

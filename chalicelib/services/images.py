@@ -24,7 +24,7 @@ class ImagePage(NamedTuple):
 
 
 def _not_found(image_id: str) -> NotFound:
-    return NotFound(f"No image with id {image_id!r}.")
+    return NotFound.of("image", image_id)
 
 
 def owned(record: ImageRecord | None, user_id: str, image_id: str) -> ImageRecord:

@@ -170,7 +170,7 @@ class WebhookService:
     def delete(self, user_id: str, webhook_id: str) -> None:
         record = self._webhooks.get(webhook_id) if len(webhook_id) <= 64 else None
         if record is None:
-            raise NotFound(f"No webhook with id {webhook_id!r}.")
+            raise NotFound.of("webhook", webhook_id)
         if record.user_id != user_id:
             raise Forbidden("This webhook belongs to another user.")
         # Unsubscribe first: a crash after it leaves a record a retried DELETE removes.
