@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from scripts.moto_dynamodb import serialise_moto_dynamodb, speed_up_moto_dynamodb
+from scripts.moto_sns import match_sns_subscribe
 from scripts.stage_config import FAKE_AWS_ENVIRONMENT, LOCAL_STAGE, PROJECT_ROOT, apply_stage_environment
 
 READY_LINE = "local stack ready"
@@ -240,6 +241,7 @@ def run(
 
     serialise_moto_dynamodb()
     speed_up_moto_dynamodb()
+    match_sns_subscribe()
     moto_server = ThreadedMotoServer(ip_address=host, port=aws_port, verbose=False)
     moto_server.start()
 

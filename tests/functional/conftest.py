@@ -12,6 +12,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from scripts.moto_sns import match_sns_subscribe
 from scripts.stage_config import FAKE_AWS_ENVIRONMENT
 from tests.conftest import LOCAL_ENV, PROJECT_ROOT
 from tests.functional.support import EventCapture, Uploader
@@ -41,6 +42,7 @@ def aws_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     from chalicelib import dependencies
     from scripts.provision import Clients, StageResources, provision
 
+    match_sns_subscribe()  # SNS's answer to a Subscribe naming an existing subscription
     with mock_aws():
         dependencies.reset()
         resources = StageResources.from_environment("local", dict(os.environ))
