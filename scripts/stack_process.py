@@ -1,4 +1,8 @@
-"""Start the local stack as a child process and wait until it serves (demo, e2e, benchmarks)."""
+"""Start the local stack as a child process and wait until it serves (demo, e2e, benchmarks).
+
+The stack (scripts/local_stack.py, a supervisor with its own children) stops when the
+block ends, and is killed by the kernel if the process that started it dies first.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scripts.local_stack import READY_LINE
+from scripts.stack_children import die_with_parent
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,8 +48,12 @@ def local_stack(
     echo: bool = False,
     sweep_seconds: float = 10.0,
     environment: dict[str, str] | None = None,
+    api_processes: int | None = None,
 ) -> Iterator[RunningStack]:
-    """Run ``scripts/local_stack.py`` for the duration of the block, then stop it."""
+    """Run ``scripts/local_stack.py`` for the duration of the block, then stop it.
+
+    Enter it from a thread that outlives the block (the kernel kills the stack when the
+    thread that started it ends)."""
     aws_port = aws_port or free_port()
     api_port = api_port or free_port()
     cdn_port = free_port()
@@ -57,10 +66,18 @@ def local_stack(
         f"--workers={workers}",
         f"--sweep-seconds={sweep_seconds}",
     ]
+    if api_processes is not None:
+        command.append(f"--api-processes={api_processes}")
     # ``environment`` overrides the stage configuration (e.g. a short upload window).
     env = {**os.environ, "PYTHONUNBUFFERED": "1", **(environment or {})}
     process = subprocess.Popen(
-        command, cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        command,
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=die_with_parent(),
     )
     log: deque[str] = deque(maxlen=2000)
     ready = threading.Event()
