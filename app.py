@@ -16,7 +16,7 @@ import os
 from chalice.app import Chalice, CloudWatchEvent, SQSEvent
 
 from chalicelib import coldstart, logs, tracing
-from chalicelib.api import http
+from chalicelib.api import cors, http
 from chalicelib.api.demo_page import demo_page
 from chalicelib.api.health import health_api
 from chalicelib.api.images import images_api
@@ -34,6 +34,8 @@ app.register_blueprint(internal_api)
 app.register_blueprint(webhooks_api)
 if os.environ.get("STAGE") == "local":
     app.register_blueprint(demo_page)
+# After every route: each path gets its OPTIONS preflight route, every answer CORS headers.
+cors.install(app)
 
 
 @app.on_sqs_message(queue=uploads.UPLOAD_QUEUE_NAME, batch_size=uploads.BATCH_SIZE)

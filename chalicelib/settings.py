@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from functools import lru_cache
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 MIB = 1024 * 1024
+
+
+# A browser origin as the stage config writes it: scheme://host, an optional port, or
+# ":*" for any port (loopback dev servers pick theirs); no path, lower case.
+_ORIGIN = re.compile(r"https?://(\[[0-9a-f:]+\]|[a-z0-9]([a-z0-9.-]*[a-z0-9])?)(:(\d{1,5}|\*))?")
+
+
+def _comma_separated(value: object) -> object:
+    if isinstance(value, str):
+        return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
 
 
 class SettingsError(RuntimeError):
@@ -67,6 +79,23 @@ class Settings(BaseModel):
     # Cognito app clients whose client-credentials tokens are accepted (comma-separated),
     # e.g. the legacy gallery's dual-write client.
     jwt_service_client_ids: str = ""
+
+    # Origins whose pages may call the API from a browser (CORS, chalicelib/api/cors.py):
+    # comma-separated "https://gallery.example.com", "http://localhost:*" (any port), or
+    # "*" alone (any origin). Empty: no cross-origin caller.
+    cors_allowed_origins: Annotated[tuple[str, ...], BeforeValidator(_comma_separated)] = ()
+
+    @field_validator("cors_allowed_origins")
+    @classmethod
+    def _origins_are_exact(cls, origins: tuple[str, ...]) -> tuple[str, ...]:
+        if "*" in origins and len(origins) > 1:
+            raise ValueError("CORS_ALLOWED_ORIGINS: '*' (any origin) stands alone")
+        for origin in origins:
+            if origin != "*" and not _ORIGIN.fullmatch(origin):
+                raise ValueError(
+                    f"CORS_ALLOWED_ORIGINS: {origin!r} is not an origin (scheme://host[:port|:*], lower case, no path)"
+                )
+        return origins
 
     @model_validator(mode="after")
     def _auth_is_complete(self) -> Settings:

@@ -1,8 +1,11 @@
-"""``GET /demo``: a self-contained browser upload page (registered in the ``local`` stage only).
+"""``GET /demo``: a browser upload page, and ``GET /client/image-service.js``: the browser
+client module it uses (both registered in the ``local`` stage only).
 
 The page serves no data and needs no auth: it sends the bearer token the user gives it
 (``?token=`` or the text field) to the API itself, on the same origin, and uploads the
-file straight to S3 with the presigned POST.
+file straight to S3 with the presigned POST, through the client module. The module is
+served to any origin, so a gallery page on another port can import it from the local
+stack; in AWS stages the gallery ships its own copy (docs/clients.md).
 """
 
 from __future__ import annotations
@@ -15,13 +18,15 @@ from chalice.app import Blueprint, Response
 from chalicelib.api.http import api_view
 
 PAGE_PATH = Path(__file__).with_name("demo_page.html")
+CLIENT_MODULE_PATH = Path(__file__).with_name("client") / "image-service.js"
+CLIENT_MODULE_ROUTE = "/client/image-service.js"
 
-# Inline script and style only; API calls same-origin; the upload endpoint and the
-# renditions are on other loopback ports of the local stack.
+# The inline script imports the client module from this origin; inline style; API calls
+# same-origin; the upload endpoint and the renditions are on other loopback ports.
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'none'",
-        "script-src 'unsafe-inline'",
+        "script-src 'self' 'unsafe-inline'",
         "style-src 'unsafe-inline'",
         "img-src 'self' data: http://127.0.0.1:* http://localhost:*",
         "connect-src 'self' http://127.0.0.1:* http://localhost:*",
@@ -40,6 +45,11 @@ def page_html() -> str:
     return PAGE_PATH.read_text(encoding="utf-8")
 
 
+@functools.cache
+def client_module() -> str:
+    return CLIENT_MODULE_PATH.read_text(encoding="utf-8")
+
+
 @demo_page.route("/demo", methods=["GET"])
 @api_view
 def demo() -> Response:
@@ -53,5 +63,21 @@ def demo() -> Response:
             "Referrer-Policy": "no-referrer",
             "X-Content-Type-Options": "nosniff",
             "Cache-Control": "no-store",
+        },
+    )
+
+
+@demo_page.route(CLIENT_MODULE_ROUTE, methods=["GET"])
+@api_view
+def client_module_source() -> Response:
+    return Response(
+        body=client_module(),
+        status_code=200,
+        headers={
+            "Content-Type": "text/javascript; charset=utf-8",
+            # Public code, no data: any page may import it (a module script is a CORS request).
+            "Access-Control-Allow-Origin": "*",
+            "X-Content-Type-Options": "nosniff",
+            "Cache-Control": "no-cache",
         },
     )

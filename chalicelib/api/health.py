@@ -23,4 +23,5 @@ def openapi() -> Response:
     # Imported on first request: building the document is not cold-start work.
     from chalicelib.api.openapi import openapi_document
 
-    return json_response(openapi_document(get_settings().max_upload_bytes))
+    settings = get_settings()
+    return json_response(openapi_document(settings.max_upload_bytes, settings.cors_allowed_origins))

@@ -9,6 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
 
+from chalicelib.api.cors import ALLOWED_REQUEST_HEADERS, EXPOSED_HEADERS, MAX_AGE_SECONDS
 from chalicelib.models.common import ALLOWED_CONTENT_TYPES, IMAGE_ID_PATTERN
 from chalicelib.models.imports import ImportImageRequest
 from chalicelib.models.requests import AlbumId, CreateImageRequest, CreateWebhookRequest, UpdateImageRequest
@@ -101,8 +102,23 @@ _IMAGE_ID = {
 _ETAG = {"ETag": {"description": 'The image version, quoted ("3").', "schema": {"type": "string"}}}
 
 
-@lru_cache(maxsize=1)
-def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
+def cors_extension(allowed_origins: tuple[str, ...]) -> dict[str, Any]:
+    """``x-cors``: which browser pages may call the API (chalicelib/api/cors.py, docs/api.md)."""
+    return {
+        "description": "Every path answers an OPTIONS preflight with its own methods. Answers to an allowed "
+        "origin carry Access-Control-Allow-Origin (that origin, with Vary: Origin; '*' where the stage allows "
+        "any), errors included; a refused origin gets no CORS headers. Never credentials: send the token in "
+        "the Authorization header.",
+        "allowedOrigins": list(allowed_origins),
+        "allowedRequestHeaders": list(ALLOWED_REQUEST_HEADERS),
+        "exposedResponseHeaders": list(EXPOSED_HEADERS),
+        "maxAgeSeconds": MAX_AGE_SECONDS,
+        "allowCredentials": False,
+    }
+
+
+@lru_cache(maxsize=4)
+def openapi_document(max_upload_bytes: int, cors_allowed_origins: tuple[str, ...] = ()) -> dict[str, Any]:
     _, schemas = models_json_schema(_MODELS, ref_template="#/components/schemas/{model}", by_alias=True)
     components = schemas.get("$defs", {})
     create = components["CreateImageRequest"]["properties"]
@@ -262,4 +278,5 @@ def openapi_document(max_upload_bytes: int) -> dict[str, Any]:
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
         "security": [{"bearer": []}],
+        "x-cors": cors_extension(cors_allowed_origins),
     }
