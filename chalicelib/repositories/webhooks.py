@@ -7,6 +7,7 @@ Keys: PK=WEBHOOK#<id>, SK=METADATA, GSI1PK=WEBHOOKS#<userId>, GSI1SK=CREATED#<cr
 from __future__ import annotations
 
 import json
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -111,43 +112,68 @@ class WebhookRepository:
         return WebhookRecord.model_validate(values)
 
 
+class SubscriptionState(StrEnum):
+    CONFIRMED = "confirmed"
+    PENDING = "pending_confirmation"
+    GONE = "gone"  # SNS has no such subscription (unsubscribed, or dropped unconfirmed)
+
+
+class SubscribeRefused(Exception):
+    """SNS refused a Subscribe for a reason a retry will not fix (SNS's error code and message)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(code)
+        self.code = code
+        self.message = message
+
+
 class SubscriptionGateway:
     """SNS subscriptions of the events topic, each filtered to one user's events, retried
     by ``WEBHOOK_DELIVERY_POLICY`` and dead-lettered to ``dead_letter_queue`` (a queue name
-    in the topic's account and region; empty: none)."""
+    in the topic's account and region; empty: none).
+
+    SNS identifies a subscription by topic, protocol and endpoint: the caller gives each
+    webhook an endpoint of its own (``subscription_endpoint``), so no two share one.
+    """
 
     def __init__(self, client: SNSClient, topic_arn: str, dead_letter_queue: str = "") -> None:
         self._client = client
         self._topic_arn = topic_arn
         self._dead_letter_queue_arn = queue_arn_beside(topic_arn, dead_letter_queue) if dead_letter_queue else None
 
-    def subscribe(self, url: str, user_id: str) -> str:
-        protocol = url.split(":", 1)[0].lower()
-        with translated_errors():
-            response = self._client.subscribe(
-                TopicArn=self._topic_arn,
-                Protocol=protocol,
-                Endpoint=url,
-                # Set in the Subscribe call itself (sns:Subscribe; no SetSubscriptionAttributes).
-                Attributes={
-                    # The filter is what keeps one user's events from another user's endpoint.
-                    "FilterPolicy": json.dumps({"userId": [user_id]}),
-                    "FilterPolicyScope": "MessageAttributes",
-                    **delivery_attributes(self._dead_letter_queue_arn),
-                },
-                ReturnSubscriptionArn=True,
-            )
+    def subscribe(self, endpoint: str, user_id: str) -> str:
+        """The ARN of the subscription of ``endpoint`` to ``user_id``'s events. Raises
+        ``SubscribeRefused`` for SNS's non-transient refusals (``TransientFailure`` else)."""
+        protocol = endpoint.split(":", 1)[0].lower()
+        try:
+            with translated_errors():
+                response = self._client.subscribe(
+                    TopicArn=self._topic_arn,
+                    Protocol=protocol,
+                    Endpoint=endpoint,
+                    # Set in the Subscribe call itself (sns:Subscribe; no SetSubscriptionAttributes).
+                    Attributes={
+                        # The filter is what keeps one user's events from another user's endpoint.
+                        "FilterPolicy": json.dumps({"userId": [user_id]}),
+                        "FilterPolicyScope": "MessageAttributes",
+                        **delivery_attributes(self._dead_letter_queue_arn),
+                    },
+                    ReturnSubscriptionArn=True,
+                )
+        except ClientError as exc:
+            raise SubscribeRefused(error_code(exc), str(exc.response.get("Error", {}).get("Message", ""))) from exc
         return str(response["SubscriptionArn"])
 
-    def is_confirmed(self, subscription_arn: str) -> bool:
+    def state(self, subscription_arn: str) -> SubscriptionState:
         try:
             with translated_errors():
                 attributes = self._client.get_subscription_attributes(SubscriptionArn=subscription_arn)["Attributes"]
         except ClientError as exc:
             if error_code(exc) == "NotFound":
-                return False
+                return SubscriptionState.GONE
             raise
-        return str(attributes.get("PendingConfirmation", "true")).lower() == "false"
+        pending = str(attributes.get("PendingConfirmation", "true")).lower() != "false"
+        return SubscriptionState.PENDING if pending else SubscriptionState.CONFIRMED
 
     def unsubscribe(self, subscription_arn: str) -> None:
         try:

@@ -6,17 +6,30 @@ import ipaddress
 import re
 import socket
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NamedTuple
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from ulid import ULID
 
 from chalicelib import logs
-from chalicelib.errors import FieldProblem, Forbidden, NotFound, ValidationFailed, WebhookLimitReached
-from chalicelib.models.common import format_time, utc_now
+from chalicelib.errors import (
+    DomainError,
+    FieldProblem,
+    Forbidden,
+    NotFound,
+    TransientFailure,
+    ValidationFailed,
+    WebhookLimitReached,
+)
+from chalicelib.models.common import format_time, parse_time, utc_now
 from chalicelib.models.domain import WebhookRecord
-from chalicelib.repositories.webhooks import SubscriptionGateway, WebhookRepository
+from chalicelib.repositories.webhooks import (
+    SubscribeRefused,
+    SubscriptionGateway,
+    SubscriptionState,
+    WebhookRepository,
+)
 
 MAX_WEBHOOKS_PER_USER = 10
 _LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
@@ -99,6 +112,37 @@ class Webhook(NamedTuple):
     confirmed: bool
 
 
+# The query parameter that gives each webhook's subscription an endpoint of its own.
+WEBHOOK_ID_PARAMETER = "imageServiceWebhookId"
+# SNS may not find a subscription for a moment after Subscribe returned it: a webhook this
+# young whose subscription SNS does not find is hidden from GET /webhooks but kept.
+SUBSCRIPTION_SETTLE_SECONDS = 60
+
+
+def subscription_endpoint(url: str, webhook_id: str) -> str:
+    """The endpoint SNS delivers webhook ``webhook_id`` to: the user's URL (kept as given,
+    query included; it has no fragment) with ``imageServiceWebhookId=<id>`` added last.
+
+    SNS identifies a subscription by topic, protocol and endpoint, so two webhooks with
+    one URL (two users, or one user's concurrent POSTs) get two subscriptions, each with
+    its own filter policy, instead of one subscription whose filter the last Subscribe
+    sets (moto) or a refusal of the second (SNS). The id is last and of a fixed length,
+    so no two webhook ids give the same endpoint.
+    """
+    separator = "" if url.endswith(("?", "&")) else "&" if "?" in url else "?"
+    return f"{url}{separator}{WEBHOOK_ID_PARAMETER}={quote(webhook_id, safe='')}"
+
+
+def _subscribe_error(refused: SubscribeRefused) -> DomainError:
+    """A 400 naming the URL when SNS refused the endpoint, else a 503 (a quota such as
+    FilterPolicyLimitExceeded, or a misconfiguration: logged for the operator)."""
+    if refused.code == "InvalidParameter" and "endpoint" in refused.message.lower():
+        message = "The notification service refused this URL."
+        return ValidationFailed(message, [FieldProblem(field="url", message=message)])
+    logs.error("SNS refused a webhook subscription", errorCode=refused.code)
+    return TransientFailure("Webhooks cannot be subscribed right now. Try again later.")
+
+
 def check_webhook_url(url: str, local_stage: bool) -> str:
     """An absolute URL without credentials or fragment: https to a public host in AWS stages;
     in the local stack, http or https to a loopback host only (it has nowhere else to deliver)."""
@@ -132,6 +176,10 @@ def check_webhook_url(url: str, local_stage: bool) -> str:
 
 
 class WebhookService:
+    """Each webhook record owns one SNS subscription, of an endpoint of its own
+    (``subscription_endpoint``): records never share a subscription, whoever subscribed
+    the same URL first, so a DELETE removes its own record's subscription only."""
+
     def __init__(
         self,
         webhooks: WebhookRepository,
@@ -147,25 +195,67 @@ class WebhookService:
         self._new_id = new_id
 
     def create(self, user_id: str, url: str) -> tuple[Webhook, bool]:
-        """Subscribe ``url`` to the user's events; (webhook, created). The same URL again is a no-op."""
+        """Subscribe ``url`` to the user's events; (webhook, created). The same URL again is a
+        no-op, unless its subscription no longer exists: then it is subscribed afresh."""
         url = check_webhook_url(url, self._local_stage)
         existing = self._webhooks.list_for_user(user_id, MAX_WEBHOOKS_PER_USER + 1)
         for record in existing:
             if record.url == url:
-                return Webhook(record, self._subscriptions.is_confirmed(record.subscription_arn)), False
+                state = self._subscriptions.state(record.subscription_arn)
+                if state is not SubscriptionState.GONE:
+                    return Webhook(record, state is SubscriptionState.CONFIRMED), False
+                self._forget(record)
+                existing.remove(record)
+                break
+        if len(existing) >= MAX_WEBHOOKS_PER_USER:
+            existing = [r for r in existing if not self._forgotten_if_gone(r)]
         if len(existing) >= MAX_WEBHOOKS_PER_USER:
             raise WebhookLimitReached(f"A user can have at most {MAX_WEBHOOKS_PER_USER} webhooks; delete one first.")
-        arn = self._subscriptions.subscribe(url, user_id)
+        webhook_id = self._new_id()
+        try:
+            arn = self._subscriptions.subscribe(subscription_endpoint(url, webhook_id), user_id)
+        except SubscribeRefused as refused:
+            raise _subscribe_error(refused) from refused
         record = WebhookRecord(
-            id=self._new_id(), user_id=user_id, url=url, subscription_arn=arn, created_at=format_time(self._clock())
+            id=webhook_id, user_id=user_id, url=url, subscription_arn=arn, created_at=format_time(self._clock())
         )
         self._webhooks.add(record)
         logs.info("webhook subscribed", webhookId=record.id)
-        return Webhook(record, self._subscriptions.is_confirmed(arn)), True
+        # Just subscribed: SNS not finding it yet is not a reason to say it is gone.
+        return Webhook(record, self._subscriptions.state(arn) is SubscriptionState.CONFIRMED), True
 
     def list(self, user_id: str) -> list[Webhook]:
-        records = self._webhooks.list_for_user(user_id, MAX_WEBHOOKS_PER_USER)
-        return [Webhook(r, self._subscriptions.is_confirmed(r.subscription_arn)) for r in records]
+        """The user's webhooks whose subscription exists, so the list never shows one SNS no
+        longer delivers to; the others are removed (``_forget_once_settled``)."""
+        webhooks = []
+        for record in self._webhooks.list_for_user(user_id, MAX_WEBHOOKS_PER_USER):
+            state = self._subscriptions.state(record.subscription_arn)
+            if state is SubscriptionState.GONE:
+                self._forget_once_settled(record)
+            else:
+                webhooks.append(Webhook(record, state is SubscriptionState.CONFIRMED))
+        return webhooks
+
+    def _forgotten_if_gone(self, record: WebhookRecord) -> bool:
+        if self._subscriptions.state(record.subscription_arn) is not SubscriptionState.GONE:
+            return False
+        return self._forget_once_settled(record)
+
+    def _forget_once_settled(self, record: WebhookRecord) -> bool:
+        """Remove a record whose subscription SNS does not find, unless it is younger than
+        ``SUBSCRIPTION_SETTLE_SECONDS`` (then it is only hidden); whether it was removed."""
+        age = self._clock() - parse_time(record.created_at)
+        if age < timedelta(seconds=SUBSCRIPTION_SETTLE_SECONDS):
+            return False
+        self._forget(record)
+        return True
+
+    def _forget(self, record: WebhookRecord) -> None:
+        # Unsubscribe all the same: a no-op for a subscription that is gone, and it leaves
+        # no subscription without a record should SNS have answered NotFound by mistake.
+        self._subscriptions.unsubscribe(record.subscription_arn)
+        self._webhooks.remove(record.id)
+        logs.info("webhook removed: its subscription no longer exists", webhookId=record.id)
 
     def delete(self, user_id: str, webhook_id: str) -> None:
         record = self._webhooks.get(webhook_id) if len(webhook_id) <= 64 else None

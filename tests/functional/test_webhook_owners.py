@@ -52,3 +52,95 @@ def test_the_moto_patch_refuses_a_moto_it_was_not_written_for(monkeypatch: pytes
     monkeypatch.setattr(moto, "__version__", "5.3.0")
     with pytest.raises(RuntimeError, match=r"moto 5\.2\.5.*moto 5\.3\.0 is installed"):
         match_sns_subscribe()
+
+
+def _webhook_subscriptions(stack: Stack) -> dict[str, str]:
+    """Each HTTP subscription of the topic: endpoint -> the user its filter policy pins."""
+    owners = {}
+    for subscription in stack.sns.list_subscriptions_by_topic(TopicArn=stack.topic_arn)["Subscriptions"]:
+        if subscription["Protocol"] != "http":
+            continue
+        arn = subscription["SubscriptionArn"]
+        attributes = stack.sns.get_subscription_attributes(SubscriptionArn=arn)["Attributes"]
+        (owners[subscription["Endpoint"]],) = json.loads(attributes["FilterPolicy"])["userId"]
+    return owners
+
+
+def _call(api: Any, auth_for: Any, method: str, path: str, user: str, body: Any = None) -> Any:
+    return api.http.request(method, path, headers=auth_for(user), body=json.dumps(body) if body is not None else b"")
+
+
+@pytest.mark.parametrize("first_to_go", ["alice", "bob"])
+def test_two_users_subscribing_one_url_each_get_their_own_subscription_and_either_delete_spares_the_other(
+    api: Any, aws_stack: Stack, auth_for: Any, first_to_go: str
+) -> None:
+    created = {}
+    for user in ("alice", "bob"):
+        response = _call(api, auth_for, "POST", "/webhooks", user, {"url": URL})
+        assert response.status_code == 201, response.body
+        created[user] = response.json_body
+        assert created[user]["url"] == URL  # the URL as given, not the endpoint SNS delivers to
+    ids = {user: webhook["id"] for user, webhook in created.items()}
+    assert ids["alice"] != ids["bob"]
+    assert _webhook_subscriptions(aws_stack) == {
+        f"{URL}?imageServiceWebhookId={ids['alice']}": "alice",
+        f"{URL}?imageServiceWebhookId={ids['bob']}": "bob",
+    }
+    # The same user and URL again: the same webhook, no new subscription.
+    again = _call(api, auth_for, "POST", "/webhooks", "alice", {"url": URL})
+    assert (again.status_code, again.json_body["id"]) == (200, ids["alice"])
+    assert len(_webhook_subscriptions(aws_stack)) == 2
+
+    other = "bob" if first_to_go == "alice" else "alice"
+    assert _call(api, auth_for, "DELETE", f"/webhooks/{ids[first_to_go]}", first_to_go).status_code == 204
+
+    assert _webhook_subscriptions(aws_stack) == {f"{URL}?imageServiceWebhookId={ids[other]}": other}
+    assert [w["id"] for w in _call(api, auth_for, "GET", "/webhooks", other).json_body["webhooks"]] == [ids[other]]
+    assert _call(api, auth_for, "GET", "/webhooks", first_to_go).json_body["webhooks"] == []
+
+
+def test_a_subscription_removed_behind_the_services_back_leaves_get_webhooks(
+    api: Any, aws_stack: Stack, auth_for: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept = _call(api, auth_for, "POST", "/webhooks", "alice", {"url": "http://127.0.0.1:9/kept"}).json_body
+    gone = _call(api, auth_for, "POST", "/webhooks", "alice", {"url": URL}).json_body
+    (arn,) = [
+        s["SubscriptionArn"]
+        for s in aws_stack.sns.list_subscriptions_by_topic(TopicArn=aws_stack.topic_arn)["Subscriptions"]
+        if s["Endpoint"].startswith(URL)
+    ]
+    aws_stack.sns.unsubscribe(SubscriptionArn=arn)  # as the subscriber's UnsubscribeURL does
+
+    listed = _call(api, auth_for, "GET", "/webhooks", "alice")
+    assert [w["id"] for w in listed.json_body["webhooks"]] == [kept["id"]]
+    # Just created, so only hidden; once settled, the record goes too, and DELETE says 404.
+    monkeypatch.setattr("chalicelib.services.webhooks.SUBSCRIPTION_SETTLE_SECONDS", 0)
+    assert [w["id"] for w in _call(api, auth_for, "GET", "/webhooks", "alice").json_body["webhooks"]] == [kept["id"]]
+    assert _call(api, auth_for, "DELETE", f"/webhooks/{gone['id']}", "alice").status_code == 404
+    # And the same URL again is a new webhook with a working subscription.
+    again = _call(api, auth_for, "POST", "/webhooks", "alice", {"url": URL})
+    assert again.status_code == 201 and again.json_body["id"] != gone["id"]
+    assert _webhook_subscriptions(aws_stack)[f"{URL}?imageServiceWebhookId={again.json_body['id']}"] == "alice"
+
+
+def test_sns_refusing_a_subscribe_is_never_a_500(
+    api: Any, aws_stack: Stack, auth_for: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A subscription of the next webhook's endpoint with other attributes already exists
+    # (no record owns it): SNS refuses the Subscribe, and the client gets a 503 with the
+    # API's error body, no record, and no AWS text.
+    webhook_id = "01JZZZZZZZZZZZZZZZZZZZZZZZ"
+    monkeypatch.setattr("chalicelib.services.webhooks.ULID", lambda: webhook_id)
+    aws_stack.sns.subscribe(
+        TopicArn=aws_stack.topic_arn,
+        Protocol="http",
+        Endpoint=f"{URL}?imageServiceWebhookId={webhook_id}",
+        Attributes={"FilterPolicy": json.dumps({"userId": ["mallory"]})},
+    )
+
+    response = _call(api, auth_for, "POST", "/webhooks", "alice", {"url": URL})
+
+    assert response.status_code == 503
+    assert response.json_body["error"]["code"] == "service_unavailable"
+    assert "Subscription" not in response.json_body["error"]["message"]
+    assert _call(api, auth_for, "GET", "/webhooks", "alice").json_body["webhooks"] == []

@@ -8,6 +8,7 @@ as the DynamoDB expressions in ``chalicelib.repositories.images``.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -16,12 +17,13 @@ from typing import Any
 
 from chalicelib.errors import ConditionFailed, TransientFailure
 from chalicelib.models.common import ImageStatus
-from chalicelib.models.domain import IdempotencyRecord, ImageRecord, ProcessingOutcome
+from chalicelib.models.domain import IdempotencyRecord, ImageRecord, ProcessingOutcome, WebhookRecord
 from chalicelib.models.responses import ImageEvent
 from chalicelib.repositories.events import EventPublisher
 from chalicelib.repositories.images import STALLED_CODE, STALLED_MESSAGE, IdempotencyKeyTaken, ImageRepository
 from chalicelib.repositories.queue import UploadQueue
 from chalicelib.repositories.storage import ObjectStore, UploadForm
+from chalicelib.repositories.webhooks import SubscribeRefused, SubscriptionGateway, SubscriptionState, WebhookRepository
 from chalicelib.settings import Settings
 from processors import EncodedImage, ImageRejected, Limits, ProcessedImage
 
@@ -29,6 +31,7 @@ UPLOAD_BUCKET = "uploads-unit"
 IMAGE_BUCKET = "images-unit"
 CDN = "https://cdn.example.test"
 SECRET = "unit-test-secret-that-is-long-enough-0123456789"
+SNS_ALREADY_EXISTS = "Invalid parameter: Attributes Reason: Subscription already exists with different attributes"
 
 
 def unit_settings(**overrides: Any) -> Settings:
@@ -323,3 +326,77 @@ class FakeProcessor:
             source_width=self.width,
             source_height=self.height,
         )
+
+
+# -- webhooks ------------------------------------------------------------------------------
+
+
+class FakeWebhookRepository(WebhookRepository):
+    def __init__(self) -> None:
+        self.items: dict[str, WebhookRecord] = {}
+
+    def add(self, record: WebhookRecord) -> None:
+        if record.id in self.items:
+            raise ConditionFailed()
+        self.items[record.id] = record
+
+    def list_for_user(self, user_id: str, limit: int) -> list[WebhookRecord]:
+        records = sorted((r for r in self.items.values() if r.user_id == user_id), key=lambda r: r.created_at)
+        return records[:limit]
+
+    def get(self, webhook_id: str) -> WebhookRecord | None:
+        return self.items.get(webhook_id)
+
+    def remove(self, webhook_id: str) -> None:
+        self.items.pop(webhook_id, None)
+
+
+@dataclass
+class FakeSubscription:
+    endpoint: str
+    user_id: str
+    attributes: dict[str, str]
+    confirmed: bool
+
+
+class FakeSubscriptionGateway(SubscriptionGateway):
+    """SNS's rules as the service meets them: a subscription is identified by its endpoint
+    (one topic; the protocol is the endpoint's scheme), and a Subscribe naming an existing
+    one returns it when the attributes match and is refused (InvalidParameter) otherwise;
+    a pending subscription cannot be unsubscribed (the real adapter ignores that refusal).
+    ``refuse`` makes the next Subscribe fail with that (code, message)."""
+
+    def __init__(self, confirm: bool = True) -> None:
+        self.subscriptions: dict[str, FakeSubscription] = {}
+        self.confirm = confirm
+        self.refuse: tuple[str, str] | None = None
+        self._arns = iter(range(1, 1_000_000))
+
+    def subscribe(self, endpoint: str, user_id: str) -> str:
+        if self.refuse is not None:
+            code, message = self.refuse
+            self.refuse = None
+            raise SubscribeRefused(code, message)
+        attributes = {"FilterPolicy": json.dumps({"userId": [user_id]}), "FilterPolicyScope": "MessageAttributes"}
+        for arn, existing in self.subscriptions.items():
+            if existing.endpoint == endpoint:
+                if existing.attributes != attributes:
+                    raise SubscribeRefused("InvalidParameter", SNS_ALREADY_EXISTS)
+                return arn
+        arn = f"arn:aws:sns:us-east-1:123456789012:events:{next(self._arns)}"
+        self.subscriptions[arn] = FakeSubscription(endpoint, user_id, attributes, self.confirm)
+        return arn
+
+    def state(self, subscription_arn: str) -> SubscriptionState:
+        subscription = self.subscriptions.get(subscription_arn)
+        if subscription is None:
+            return SubscriptionState.GONE
+        return SubscriptionState.CONFIRMED if subscription.confirmed else SubscriptionState.PENDING
+
+    def unsubscribe(self, subscription_arn: str) -> None:
+        subscription = self.subscriptions.get(subscription_arn)
+        if subscription is not None and subscription.confirmed:
+            del self.subscriptions[subscription_arn]
+
+    def owners_by_endpoint(self) -> dict[str, str]:
+        return {s.endpoint: s.user_id for s in self.subscriptions.values()}

@@ -5,47 +5,14 @@ from __future__ import annotations
 import pytest
 
 from chalicelib.errors import Forbidden, NotFound, ValidationFailed, WebhookLimitReached
-from chalicelib.models.domain import WebhookRecord
-from chalicelib.repositories.webhooks import SubscriptionGateway, WebhookRepository
 from chalicelib.services.webhooks import MAX_WEBHOOKS_PER_USER, WebhookService, check_webhook_url
+from tests.unit.fakes import FakeSubscriptionGateway, FakeWebhookRepository
 
 
-class MemoryWebhooks(WebhookRepository):
-    def __init__(self) -> None:
-        self.items: dict[str, WebhookRecord] = {}
-
-    def add(self, record: WebhookRecord) -> None:
-        assert record.id not in self.items
-        self.items[record.id] = record
-
-    def list_for_user(self, user_id: str, limit: int) -> list[WebhookRecord]:
-        return [r for r in self.items.values() if r.user_id == user_id][:limit]
-
-    def get(self, webhook_id: str) -> WebhookRecord | None:
-        return self.items.get(webhook_id)
-
-    def remove(self, webhook_id: str) -> None:
-        self.items.pop(webhook_id, None)
-
-
-class MemorySns(SubscriptionGateway):
-    def __init__(self) -> None:
-        self.subscriptions: dict[str, tuple[str, str]] = {}
-
-    def subscribe(self, url: str, user_id: str) -> str:
-        arn = f"arn:aws:sns:us-east-1:1:topic:{len(self.subscriptions)}"
-        self.subscriptions[arn] = (url, user_id)
-        return arn
-
-    def is_confirmed(self, subscription_arn: str) -> bool:
-        return False
-
-    def unsubscribe(self, subscription_arn: str) -> None:
-        del self.subscriptions[subscription_arn]
-
-
-def _service(local: bool = False) -> tuple[WebhookService, MemoryWebhooks, MemorySns]:
-    webhooks, sns = MemoryWebhooks(), MemorySns()
+def _service(
+    local: bool = False, confirm: bool = True
+) -> tuple[WebhookService, FakeWebhookRepository, FakeSubscriptionGateway]:
+    webhooks, sns = FakeWebhookRepository(), FakeSubscriptionGateway(confirm=confirm)
     counter = iter(range(1000))
     return WebhookService(webhooks, sns, local_stage=local, new_id=lambda: f"wh{next(counter)}"), webhooks, sns
 
@@ -181,10 +148,10 @@ def test_each_webhook_is_filtered_to_its_owner():
     service, _, sns = _service()
     service.create("alice", "https://a.example.com/hook")
     service.create("bob", "https://b.example.com/hook")
-    assert sorted(sns.subscriptions.values()) == [
-        ("https://a.example.com/hook", "alice"),
-        ("https://b.example.com/hook", "bob"),
-    ]
+    assert sns.owners_by_endpoint() == {
+        "https://a.example.com/hook?imageServiceWebhookId=wh0": "alice",
+        "https://b.example.com/hook?imageServiceWebhookId=wh1": "bob",
+    }
 
 
 def test_the_same_url_twice_returns_the_existing_webhook():
