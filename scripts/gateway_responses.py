@@ -9,6 +9,14 @@ wants every 4xx/5xx as ``{"error": {"code", "message", "requestId"}}``, so each 
 answers gets a gateway response with that body, ``requestId`` being API Gateway's request
 id (the one the app logs as ``requestId``).
 
+They carry CORS headers too, so that the gallery's web app on another origin can read
+them: ``Access-Control-Allow-Origin: *`` (and ``Retry-After`` exposed) in every stage whose
+``CORS_ALLOWED_ORIGINS`` is not empty. A gateway response cannot look the caller's origin
+up in a list (its headers are static values or request-parameter mappings), and ``*`` is
+safe here: these bodies hold no data but a fixed message and a request id, and the API
+takes no cookies (no ``Access-Control-Allow-Credentials`` anywhere). The app's own
+answers are the ones that echo an allowed origin only (chalicelib/api/cors.py).
+
 They reach AWS two ways: ``scripts/package_lambda.py`` merges ``template_resources()``
 into the packaged CloudFormation template, and ``package_lambda.py --deploy`` (``chalice
 deploy``, which has no setting for them) calls ``apply()`` on the deployed API afterwards,
@@ -28,6 +36,7 @@ if __package__ in (None, ""):
 
 import argparse
 import json
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chalicelib.errors import DomainError, NotFound, PayloadTooLarge, TransientFailure
@@ -64,6 +73,17 @@ REPLIES = (
     GatewayReply("DEFAULT_5XX", None, DomainError.code, DomainError.default_message),
 )
 _HEADERS = {"Content-Type": "application/json; charset=utf-8"}
+# In stages that allow a cross-origin caller (see the module docstring).
+CORS_HEADERS = {"Access-Control-Allow-Origin": "*", "Access-Control-Expose-Headers": "Retry-After"}
+
+
+def cross_origin_allowed(environment: Mapping[str, str]) -> bool:
+    """Whether the stage lets any browser page on another origin call the API."""
+    return bool(environment.get("CORS_ALLOWED_ORIGINS", "").strip(" ,"))
+
+
+def reply_headers(reply: GatewayReply, cross_origin: bool) -> dict[str, str]:
+    return {**_HEADERS, **dict(reply.headers), **(CORS_HEADERS if cross_origin else {})}
 
 
 def body_template(reply: GatewayReply) -> str:
@@ -74,20 +94,20 @@ def body_template(reply: GatewayReply) -> str:
     )
 
 
-def _parameters(reply: GatewayReply) -> dict[str, str]:
+def _parameters(reply: GatewayReply, cross_origin: bool) -> dict[str, str]:
     # Gateway response header values are quoted static strings.
-    headers = {**_HEADERS, **dict(reply.headers)}
+    headers = reply_headers(reply, cross_origin)
     return {f"gatewayresponse.header.{name}": f"'{value}'" for name, value in headers.items()}
 
 
-def template_resources(rest_api: str = "RestAPI") -> dict[str, Any]:
+def template_resources(rest_api: str = "RestAPI", *, cross_origin: bool) -> dict[str, Any]:
     """CloudFormation ``AWS::ApiGateway::GatewayResponse`` resources for Chalice's RestAPI."""
     resources: dict[str, Any] = {}
     for reply in REPLIES:
         properties: dict[str, Any] = {
             "RestApiId": {"Ref": rest_api},
             "ResponseType": reply.response_type,
-            "ResponseParameters": _parameters(reply),
+            "ResponseParameters": _parameters(reply, cross_origin),
             "ResponseTemplates": {"application/json": body_template(reply)},
         }
         if reply.status is not None:
@@ -97,14 +117,17 @@ def template_resources(rest_api: str = "RestAPI") -> dict[str, Any]:
     return resources
 
 
-def render(response_type: str, request_id: str) -> tuple[int, dict[str, str], bytes]:
-    """What API Gateway answers for ``response_type`` (the local stack's stand-in)."""
+def render(response_type: str, request_id: str, cross_origin: bool | None = None) -> tuple[int, dict[str, str], bytes]:
+    """What API Gateway answers for ``response_type`` (the local stack's stand-in);
+    ``cross_origin`` defaults to what the running stage's environment says."""
     reply = next(r for r in REPLIES if r.response_type == response_type)
     body = body_template(reply).replace(REQUEST_ID, request_id)
-    return int(reply.status or "400"), {**_HEADERS, **dict(reply.headers)}, body.encode()
+    if cross_origin is None:
+        cross_origin = cross_origin_allowed(os.environ)
+    return int(reply.status or "400"), reply_headers(reply, cross_origin), body.encode()
 
 
-def apply(client: APIGatewayClient, rest_api_id: str, stage_name: str = API_STAGE) -> list[str]:
+def apply(client: APIGatewayClient, rest_api_id: str, stage_name: str = API_STAGE, *, cross_origin: bool) -> list[str]:
     """Put the replies that differ from the API's, then redeploy the stage if any did.
 
     Returns the response types changed: none on a second run.
@@ -114,7 +137,7 @@ def apply(client: APIGatewayClient, rest_api_id: str, stage_name: str = API_STAG
     changed = []
     for reply in REPLIES:
         wanted: dict[str, Any] = {
-            "responseParameters": _parameters(reply),
+            "responseParameters": _parameters(reply, cross_origin),
             "responseTemplates": {"application/json": body_template(reply)},
         }
         if reply.status is not None:
@@ -149,8 +172,10 @@ def main(argv: list[str] | None = None) -> int:
     if not record_path.exists():
         parser.error(f"{record_path} not found: deploy the stage first (docs/deploy.md)")
     rest_api_id = deployed_rest_api_id(json.loads(record_path.read_text()))
-    region = stage_environment(args.stage).get("AWS_REGION", "us-east-1")
-    changed = apply(boto3.client("apigateway", region_name=region), rest_api_id)
+    environment = stage_environment(args.stage)
+    region = environment.get("AWS_REGION", "us-east-1")
+    client = boto3.client("apigateway", region_name=region)
+    changed = apply(client, rest_api_id, cross_origin=cross_origin_allowed(environment))
     print(f"gateway responses: {', '.join(changed)} updated" if changed else "gateway responses: up to date")
     return 0
 

@@ -408,12 +408,16 @@ def chalice_package(staging: Path, stage: str, out: Path) -> None:
     if out.exists():
         shutil.rmtree(out)
     # The dashboard and alarms are merged into the template (scripts/monitoring_template.py).
-    from scripts.gateway_responses import template_resources
+    from scripts.gateway_responses import cross_origin_allowed, template_resources
     from scripts.monitoring_template import monitoring_template
+    from scripts.stage_config import stage_environment
 
-    # And API Gateway's own errors in API.md's body (scripts/gateway_responses.py).
+    # And API Gateway's own errors in API.md's body (scripts/gateway_responses.py), with the
+    # CORS headers in stages that allow a cross-origin caller. (The app's OPTIONS routes,
+    # chalicelib/api/cors.py, are in the API definition Chalice writes.)
     merged = monitoring_template(stage)
-    merged["Resources"] = {**merged["Resources"], **template_resources()}
+    gateway = template_resources(cross_origin=cross_origin_allowed(stage_environment(stage)))
+    merged["Resources"] = {**merged["Resources"], **gateway}
     monitoring = staging / "monitoring.json"
     monitoring.write_text(json.dumps(merged, indent=2))
     log(f"chalice package --stage {stage} (pip-installs requirements.txt for manylinux; cached after the first run)")
