@@ -12,6 +12,7 @@ import time
 from typing import Any, NamedTuple, Protocol
 
 from chalicelib.errors import TransientFailure, Unauthenticated
+from chalicelib.models.user_ids import USER_ID_RULE, user_id_problem
 
 # PyJWT is imported where a token is verified or minted, not with this module: it imports
 # cryptography (~18 ms), which only the API function needs, and only once a request comes
@@ -32,8 +33,13 @@ class TokenVerifier(Protocol):
 
 def principal_from_claims(claims: dict[str, Any]) -> Principal:
     subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject or len(subject) > 128 or "/" in subject:
-        raise Unauthenticated("The token has no usable subject.")
+    if not isinstance(subject, str):
+        raise Unauthenticated("The token has no usable subject (sub).")
+    problem = user_id_problem(subject)
+    if problem is not None:
+        # The subject becomes object keys and URLs (chalicelib.models.user_ids): say why
+        # it cannot, so whoever issued the token can tell this from a bad signature.
+        raise Unauthenticated(f"The token's subject (sub) cannot be a user id: it {problem} ({USER_ID_RULE}).")
     raw_scopes = claims.get("scope", "")
     scopes = frozenset(raw_scopes.split()) if isinstance(raw_scopes, str) else frozenset()
     return Principal(user_id=subject, scopes=scopes)

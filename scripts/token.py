@@ -22,6 +22,7 @@ import argparse
 import sys
 
 from chalicelib.auth import mint_local_token
+from chalicelib.models.user_ids import USER_ID_RULE, user_id_problem
 from scripts.stage_config import LOCAL_STAGE, stage_environment
 
 
@@ -31,8 +32,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ttl", type=int, default=3600, help="seconds until it expires (default 3600)")
     parser.add_argument("--scope", action="append", default=[], help="a scope to grant, e.g. images:import")
     args = parser.parse_args(argv)
-    if not args.user_id or "/" in args.user_id or len(args.user_id) > 128:
-        parser.error("user_id must be 1-128 characters without '/'")
+    problem = user_id_problem(args.user_id)
+    if problem is not None:
+        # The API would answer 401 to such a token: say so here instead.
+        parser.error(f"user_id {problem} ({USER_ID_RULE})")
     environment = stage_environment(LOCAL_STAGE)
     print(
         mint_local_token(

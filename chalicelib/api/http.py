@@ -10,10 +10,12 @@ from typing import Any
 
 from chalice.app import Request, Response
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from chalicelib import dependencies, logs
 from chalicelib.auth import Principal, bearer_token
 from chalicelib.errors import DomainError, FieldProblem, ValidationFailed
+from chalicelib.models.common import pattern_message
 from chalicelib.models.responses import ErrorDetail, ErrorInfo, ErrorResponse
 
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -58,15 +60,30 @@ def error_response(error: DomainError, req_id: str) -> Response:
     return json_response(ErrorResponse(error=info), error.status_code, headers)
 
 
+def problem_message(error: ErrorDetails) -> str:
+    """A validation error in a client's words: a pattern mismatch says what the value must
+    be (``described_pattern``), never the regular expression; a validator's ``ValueError``
+    says its own message, without pydantic's "Value error, " in front."""
+    context = error.get("ctx") or {}
+    if error["type"] == "string_pattern_mismatch":
+        return pattern_message(str(context.get("pattern", "")))
+    if error["type"] == "value_error" and "error" in context:
+        return str(context["error"])
+    return error["msg"]
+
+
+def field_problems(exc: ValidationError) -> list[FieldProblem]:
+    return [
+        FieldProblem(field=".".join(str(p) for p in err["loc"]) or "body", message=problem_message(err))
+        for err in exc.errors()
+    ]
+
+
 def _validate[M: BaseModel](model: type[M], payload: dict[str, Any], what: str) -> M:
     try:
         return model.model_validate(payload)
     except ValidationError as exc:
-        problems = [
-            FieldProblem(field=".".join(str(p) for p in err["loc"]) or "body", message=err["msg"])
-            for err in exc.errors()
-        ]
-        raise ValidationFailed(f"The {what} has invalid fields.", problems) from exc
+        raise ValidationFailed(f"The {what} has invalid fields.", field_problems(exc)) from exc
 
 
 def parse_body[M: BaseModel](request: Request, model: type[M]) -> M:

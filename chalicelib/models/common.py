@@ -5,17 +5,54 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from chalicelib.models.user_ids import MAX_USER_ID_LENGTH, USER_ID_RULE, user_id_problem
+
+# What a validation error says instead of a pattern: clients read "must ...", not a
+# regular expression (chalicelib.api.http turns pattern errors into these words).
+_PATTERN_MESSAGES: dict[str, str] = {}
+UNDESCRIBED_PATTERN_MESSAGE = "has characters that are not allowed here"
+
+
+def described_pattern(pattern: str, message: str) -> str:
+    """``pattern``, with ``message`` (e.g. "must not be blank") as what a value that does
+    not match it is told."""
+    _PATTERN_MESSAGES[pattern] = message
+    return pattern
+
+
+def pattern_message(pattern: str) -> str:
+    """The words for a value that does not match ``pattern`` (never the pattern itself)."""
+    return _PATTERN_MESSAGES.get(pattern, UNDESCRIBED_PATTERN_MESSAGE)
+
 
 ULID_PATTERN = r"^[0-9A-HJKMNP-TV-Z]{26}$"
 # Legacy gallery rows keep their UUIDs as ids.
 UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
-IMAGE_ID_PATTERN = f"{ULID_PATTERN}|{UUID_PATTERN}"
+IMAGE_ID_PATTERN = described_pattern(
+    f"{ULID_PATTERN}|{UUID_PATTERN}", "must be an image id (a 26-character ULID or a lower-case UUID)"
+)
 IMAGE_ID_RE = re.compile(IMAGE_ID_PATTERN)
 
 ImageId = Annotated[str, Field(pattern=IMAGE_ID_PATTERN, examples=["01JD3ZK4Q8N6W2T1R5Y7B9C0DE"])]
-UserId = Annotated[str, Field(min_length=1, max_length=128)]
+
+
+def _usable_user_id(value: str) -> str:
+    problem = user_id_problem(value)
+    if problem is not None:
+        # A custom error: its message is the phrase itself, without pydantic's "Value error, ".
+        raise PydanticCustomError("invalid_user_id", problem)
+    return value
+
+
+UserId = Annotated[
+    str,
+    Field(min_length=1, max_length=MAX_USER_ID_LENGTH, description=f"A user id: {USER_ID_RULE}."),
+    AfterValidator(_usable_user_id),
+]
 
 ALLOWED_CONTENT_TYPES: tuple[str, ...] = ("image/jpeg", "image/png", "image/webp", "image/gif")
 

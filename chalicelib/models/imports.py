@@ -9,7 +9,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, AwareDatetime, ConfigDict, Field, StrictInt, field_validator
 
-from chalicelib.models.common import CamelModel
+from chalicelib.models.common import CamelModel, UserId, described_pattern
 
 
 def _object_key(value: str) -> str:
@@ -20,9 +20,15 @@ def _object_key(value: str) -> str:
 
 ObjectKey = Annotated[str, Field(min_length=1, max_length=1024), AfterValidator(_object_key)]
 MediaType = Annotated[
-    str, Field(min_length=3, max_length=255, pattern=r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$")
+    str,
+    Field(
+        min_length=3,
+        max_length=255,
+        pattern=described_pattern(
+            r"^[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+$", "must be a media type such as 'image/jpeg'"
+        ),
+    ),
 ]
-LegacyUserId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[^/]+$")]
 Dimension = Annotated[StrictInt, Field(ge=0, le=1_000_000)]
 # S3's largest object, 5 TiB: no legacy image is larger. The bound also keeps the number
 # within what DynamoDB stores (38 digits).
@@ -34,7 +40,9 @@ class ImportImageRequest(CamelModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    user_id: LegacyUserId
+    # The rule every user id follows (chalicelib.models.user_ids): a legacy id that would
+    # break the keys and URLs built from it is refused, naming the field.
+    user_id: UserId
     album_id: Annotated[str, Field(max_length=128)] | None = None
     title: Annotated[str, Field(max_length=10_000)] | None = None
     description: Annotated[str, Field(max_length=100_000)] | None = None

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field
 
-from chalicelib.models.common import ALLOWED_CONTENT_TYPES, CamelModel
+from chalicelib.models.common import ALLOWED_CONTENT_TYPES, CamelModel, described_pattern
 
 
 def _whole_number(value: object) -> object:
@@ -35,7 +35,9 @@ Version = Annotated[int, Field(ge=1, le=MAX_VERSION), BeforeValidator(_whole_num
 # less the control characters (already refused).
 _CONTROL = r"\x00-\x1f\x7f-\x9f"
 _SPACE = "\u0020\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-PRINTABLE_NOT_BLANK = f"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$"
+PRINTABLE_NOT_BLANK = described_pattern(
+    f"^[^{_CONTROL}]*[^{_CONTROL}{_SPACE}][^{_CONTROL}]*$", "must not be blank or contain control characters"
+)
 
 
 def _unique_tags(tags: list[str]) -> list[str]:
@@ -50,7 +52,12 @@ Tags = Annotated[list[Tag], Field(max_length=20), AfterValidator(_unique_tags)]
 # Any printable text: albums migrated from the legacy gallery carry names such as
 # "Summer 2020", and an album id is only ever a DynamoDB attribute value (never a key path).
 AlbumId = Annotated[str, Field(min_length=1, max_length=128, pattern=PRINTABLE_NOT_BLANK)]
-IdempotencyKey = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[\x20-\x7e]+$")]
+IdempotencyKey = Annotated[
+    str,
+    Field(
+        min_length=1, max_length=255, pattern=described_pattern(r"^[\x20-\x7e]+$", "must be printable ASCII characters")
+    ),
+]
 
 
 class CreateImageRequest(CamelModel):
