@@ -146,12 +146,15 @@ def supervisor(*extra: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]
                 ready.set()
 
     threading.Thread(target=pump, daemon=True).start()
+    started: set[int] = set()
     try:
         assert ready.wait(120), "\n".join(lines[-30:])
+        started = children_of(process.pid)
         yield process, lines
     finally:
-        # Whatever the test did: nothing of this stack outlives it.
-        for pid in alive(children_of(process.pid) | {process.pid}):
+        # Whatever the test did (or the code under test failed to do): nothing of this stack
+        # outlives it, not even children its killed supervisor left to init.
+        for pid in alive(started | children_of(process.pid) | {process.pid}):
             os.kill(pid, signal.SIGKILL)
         process.wait(timeout=30)
 
