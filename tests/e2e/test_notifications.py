@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import requests
@@ -120,3 +123,101 @@ def test_an_abandoned_upload_turns_expired_and_its_event_arrives():
     assert status["status"] == "expired"
     assert status["error"]["code"] == "upload_expired"
     assert [(e["type"], e["image"]["id"]) for e in events] == [("image.expired", created["id"])]
+
+
+class _ReceiverByWebhook:
+    """One HTTP endpoint for several webhooks: each delivery's image event, by the
+    ``imageServiceWebhookId`` SNS's endpoint carries (docs/notifications.md)."""
+
+    def __init__(self) -> None:
+        self.events: dict[str, list[dict[str, Any]]] = {}
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                delivery = json.loads(self.rfile.read(int(self.headers.get("Content-Length", "0"))))
+                (webhook_id,) = parse_qs(urlsplit(self.path).query).get("imageServiceWebhookId", ["none"])[-1:]
+                if delivery.get("Type") == "Notification":
+                    with receiver._lock:
+                        receiver.events.setdefault(webhook_id, []).append(json.loads(delivery["Message"]))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/hook?team=imaging"
+
+    def images(self, webhook_id: str) -> set[tuple[str, str]]:
+        with self._lock:
+            return {(e["image"]["userId"], e["image"]["id"]) for e in self.events.get(webhook_id, [])}
+
+    def wait_for(self, expected: dict[str, set[tuple[str, str]]], timeout: float) -> dict[str, set[tuple[str, str]]]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(not want <= self.images(w) for w, want in expected.items()):
+            time.sleep(0.1)
+        time.sleep(0.5)  # anything that should not come would come by now
+        with self._lock:
+            webhook_ids = list(self.events)
+        return {w: self.images(w) for w in webhook_ids}
+
+    def __enter__(self) -> _ReceiverByWebhook:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_two_users_with_one_url_each_receive_their_own_events_and_keep_them_when_the_other_unsubscribes(
+    stack, client_for, aws
+):
+    alice, bob = f"alice-{uuid.uuid4().hex[:8]}", f"bob-{uuid.uuid4().hex[:8]}"
+    data = _jpeg()
+
+    def upload(user: str) -> str:
+        client = client_for(user)
+        created = client.create_upload("shared.jpg", "image/jpeg", len(data))
+        client.upload(created, data)
+        assert client.wait_until_done(created["id"], 60)["status"] == "completed"
+        return str(created["id"])
+
+    def webhooks(user: str) -> list[str]:
+        headers = {"Authorization": f"Bearer {local_token(user)}"}
+        response = requests.get(f"{stack.api_url}/webhooks", headers=headers, timeout=30)
+        return [w["id"] for w in response.json()["webhooks"]]
+
+    with _ReceiverByWebhook() as receiver:
+        first, second = _subscribe(stack.api_url, alice, receiver.url), _subscribe(stack.api_url, bob, receiver.url)
+        assert first["url"] == second["url"] == receiver.url and first["id"] != second["id"]
+        alices, bobs = upload(alice), upload(bob)
+        assert receiver.wait_for({first["id"]: {(alice, alices)}, second["id"]: {(bob, bobs)}}, timeout=20) == {
+            first["id"]: {(alice, alices)},
+            second["id"]: {(bob, bobs)},
+        }
+
+        # The first subscriber leaves: the second one's subscription stays, and only it.
+        headers = {"Authorization": f"Bearer {local_token(alice)}"}
+        deleted = requests.delete(f"{stack.api_url}/webhooks/{first['id']}", headers=headers, timeout=30)
+        assert deleted.status_code == 204
+        later = upload(bob)
+        assert receiver.wait_for({second["id"]: {(bob, bobs), (bob, later)}}, timeout=20) == {
+            first["id"]: {(alice, alices)},
+            second["id"]: {(bob, bobs), (bob, later)},
+        }
+        assert (webhooks(alice), webhooks(bob)) == ([], [second["id"]])
+
+        # Bob's subscription removed behind the service's back (the UnsubscribeURL, or
+        # SNS dropping an unconfirmed one): GET /webhooks no longer shows it.
+        sns = aws("sns")
+        (arn,) = [
+            s["SubscriptionArn"]
+            for s in sns.list_subscriptions_by_topic(TopicArn=TOPIC_ARN)["Subscriptions"]
+            if s["Endpoint"].startswith(receiver.url) and s["Endpoint"].endswith(second["id"])
+        ]
+        sns.unsubscribe(SubscriptionArn=arn)
+        assert webhooks(bob) == []
