@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
+from chalicelib.services.webhooks import subscription_endpoint
 from scripts.provision import Clients, Report, StageResources, provision, write_stage_config
 from scripts.stage_config import CONFIG_PATH, stage_environment
 from tests.conftest import LOCAL_ENV
@@ -72,11 +73,11 @@ def exponential_seconds(policy: dict[str, Any]) -> float:
 def test_a_webhook_subscription_retries_for_up_to_an_hour_and_dead_letters_what_it_cannot_deliver(
     api: Any, aws_stack: Stack, auth_for: Any
 ) -> None:
-    endpoint = "http://127.0.0.1:9/hook"
-    response = api.http.post("/webhooks", headers=auth_for("alice"), body=json.dumps({"url": endpoint}))
+    url = "http://127.0.0.1:9/hook"
+    response = api.http.post("/webhooks", headers=auth_for("alice"), body=json.dumps({"url": url}))
     assert response.status_code == 201
 
-    attributes = subscription_attributes(aws_stack, endpoint)
+    attributes = subscription_attributes(aws_stack, subscription_endpoint(url, response.json_body["id"]))
     dlq_arn, _ = webhook_dlq(aws_stack)
     assert json.loads(attributes["RedrivePolicy"]) == {"deadLetterTargetArn": dlq_arn}
     assert json.loads(attributes["FilterPolicy"]) == {"userId": ["alice"]}  # still only her events
