@@ -256,7 +256,7 @@ def target(args: argparse.Namespace) -> Iterator[str]:
     if args.start_stack:
         from scripts.stack_process import local_stack
 
-        with local_stack(workers=args.workers) as stack:
+        with local_stack(workers=args.workers, api_processes=args.api_processes) as stack:
             yield stack.api_url
     else:
         yield require_loopback(args.api)
@@ -382,6 +382,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--api", default="http://127.0.0.1:8000", help="the local stack's API (loopback only)")
     parser.add_argument("--start-stack", action="store_true", help="start a local stack for the run, stop it after")
     parser.add_argument("--workers", type=int, default=2, help="processor workers of a started stack")
+    parser.add_argument("--api-processes", type=int, default=None, help="API processes of a started stack")
     parser.add_argument("--image-size", default="800x600", help="WIDTHxHEIGHT of the generated JPEGs")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds after its upload an image may take")
     parser.add_argument("--deadline", type=float, default=900.0, help="seconds the whole run may take")
