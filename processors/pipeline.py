@@ -19,7 +19,7 @@ from typing import Final
 
 from PIL import Image, ImageFile
 
-from processors import colour
+from processors import colour, structure
 from processors.sniff import sniff_format, webp_canvas_size
 from processors.types import EncodedImage, ImageRejected, Limits, ProcessedImage
 
@@ -57,6 +57,20 @@ _TRANSPOSE: Final[dict[int, Image.Transpose]] = {
 _ORIENTATION_TAG: Final = 0x0112
 
 _LANCZOS: Final = Image.Resampling.LANCZOS
+
+#: Bytes Pillow hands a decoder per call (its default is 64 KiB). Each call returns to
+#: Python, where the deadline is checked: at 4 KiB a 10 MiB file is 2,560 calls (a few
+#: ms in all), and the work between two checks stays small for anything the structure
+#: limits let through (docs/reliability.md).
+DECODE_BLOCK: Final = 4096
+
+#: Structure checks per sniffed format (WebP needs none: libwebp demuxes frames in C and
+#: decodes only the first; 200,000 frames in 9 MiB take 0.25 s).
+_STRUCTURE_CHECKS: Final[dict[str, Callable[[bytes], None]]] = {
+    "JPEG": structure.check_jpeg,
+    "PNG": structure.check_png,
+    "GIF": structure.check_gif,
+}
 
 _executor: ThreadPoolExecutor | None = None
 
@@ -97,6 +111,43 @@ def _unsupported() -> ImageRejected:
     )
 
 
+def _timeout(seconds: float) -> ImageRejected:
+    return ImageRejected(
+        "processing_timeout",
+        f"Processing the image took longer than {seconds:g} seconds, far longer than a photo of this size "
+        "takes. Open it in an image editor, save or export it again, and upload the new file.",
+    )
+
+
+class _Deadline:
+    """The end of the time ``Limits.max_seconds`` allows, on the monotonic clock."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self._seconds = seconds
+        self._end = None if seconds is None else time.monotonic() + seconds
+
+    def check(self) -> None:
+        if self._end is not None and time.monotonic() > self._end:
+            assert self._seconds is not None
+            raise _timeout(self._seconds)
+
+
+class _DeadlineReader(io.BytesIO):
+    """The file Pillow reads: every read checks the deadline first.
+
+    Pillow's ``ImageFile.load`` feeds the decoder ``decodermaxblock`` bytes at a time
+    through ``read``, so a decode that runs past the deadline stops at the next chunk.
+    """
+
+    def __init__(self, data: bytes, deadline: _Deadline) -> None:
+        super().__init__(data)
+        self._deadline = deadline
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self._deadline.check()
+        return super().read(size)
+
+
 def _check_bytes(data: bytes, limits: Limits) -> None:
     if len(data) > limits.max_bytes:
         mib = limits.max_bytes / (1024 * 1024)
@@ -108,11 +159,14 @@ def _check_bytes(data: bytes, limits: Limits) -> None:
         raise ImageRejected("corrupt_image", "The file is empty. Upload the image again.")
 
 
-def _open(data: bytes, limits: Limits) -> tuple[ImageFile.ImageFile, str]:
-    """Open (header only) with the allow-list and check the pixel limit."""
+def _open(data: bytes, limits: Limits, deadline: _Deadline) -> tuple[ImageFile.ImageFile, str]:
+    """Check the structure, open (header only) with the allow-list and check the pixel limit."""
     sniffed = sniff_format(data)
     if sniffed is None:
         raise _unsupported()
+    check_structure = _STRUCTURE_CHECKS.get(sniffed)
+    if check_structure is not None:
+        check_structure(data)
     if sniffed == "WEBP":
         # Pillow's WebP opener allocates the whole canvas, so check first.
         canvas = webp_canvas_size(data)
@@ -121,10 +175,10 @@ def _open(data: bytes, limits: Limits) -> tuple[ImageFile.ImageFile, str]:
         if canvas[0] * canvas[1] > limits.max_pixels:
             raise _too_large_pixels(*canvas, limits)
     try:
-        im = Image.open(io.BytesIO(data), formats=ALLOWED_FORMATS)
+        im = Image.open(_DeadlineReader(data, deadline), formats=ALLOWED_FORMATS)
     except Image.DecompressionBombError:
         raise _bomb() from None
-    except MemoryError:
+    except (MemoryError, ImageRejected):
         raise
     except Exception:
         # The bytes look like an accepted format but its header is unreadable.
@@ -141,8 +195,29 @@ def _open(data: bytes, limits: Limits) -> tuple[ImageFile.ImageFile, str]:
     return im, fmt
 
 
+def _exif_block(im: Image.Image) -> bytes:
+    """The EXIF bytes ``getexif`` would load (b"" when there are none)."""
+    exif = im.info.get("exif")
+    if isinstance(exif, bytes):
+        return exif
+    raw = im.info.get("Raw profile type exif")  # PNG text chunk, hex
+    if isinstance(raw, str):
+        try:
+            return bytes.fromhex("".join(raw.split("\n")[3:]))
+        except ValueError:
+            return b""
+    return b""
+
+
 def _orientation(im: Image.Image) -> int:
-    """EXIF orientation 1..8; anything unreadable counts as 1 (as stored)."""
+    """EXIF orientation 1..8; anything unreadable counts as 1 (as stored).
+
+    An EXIF block whose entries would make Pillow copy more than
+    ``structure.MAX_EXIF_IFD_BYTES`` (entries pointing at one large region, again and
+    again) counts as unreadable: reading it costs memory, not just time.
+    """
+    if structure.exif_ifd0_bytes(_exif_block(im)) > structure.MAX_EXIF_IFD_BYTES:
+        return 1
     try:
         value = im.getexif().get(_ORIENTATION_TAG, 1)
     except MemoryError:
@@ -167,11 +242,12 @@ def _load(im: ImageFile.ImageFile) -> None:
     # Guards a global misconfiguration elsewhere in the process.
     if ImageFile.LOAD_TRUNCATED_IMAGES:  # pragma: no cover
         raise RuntimeError("PIL.ImageFile.LOAD_TRUNCATED_IMAGES must stay False")
+    im.decodermaxblock = DECODE_BLOCK
     try:
         im.load()
     except Image.DecompressionBombError:
         raise _bomb() from None
-    except MemoryError:
+    except (MemoryError, ImageRejected):  # ImageRejected: the deadline, from a read
         raise
     except Exception:
         # OSError (truncated), SyntaxError (broken chunks), ValueError, EOFError,
@@ -259,9 +335,10 @@ def process_image(data: bytes, limits: Limits, tuning: Tuning = DEFAULT_TUNING) 
     """See :func:`processors.process_image`; ``tuning`` is for benchmarks."""
     timings: dict[str, float] = {}
     start = t = time.perf_counter()
+    deadline = _Deadline(limits.max_seconds)
     data = bytes(data)
     _check_bytes(data, limits)
-    im, fmt = _open(data, limits)
+    im, fmt = _open(data, limits, deadline)
     raw_w, raw_h = im.size
 
     orientation = _orientation(im) if fmt in ("JPEG", "WEBP") else 1
@@ -276,6 +353,7 @@ def process_image(data: bytes, limits: Limits, tuning: Tuning = DEFAULT_TUNING) 
         drafted = im.draft(im.mode, (max(rend_w, need_short), max(rend_h, need_short)))
         if drafted is not None:
             box = (0.0, 0.0, float(drafted[1][2]), float(drafted[1][3]))
+    deadline.check()
     _load(im)
     if fmt == "PNG":
         orientation = _orientation(im)  # eXIf may follow the image data
@@ -285,6 +363,7 @@ def process_image(data: bytes, limits: Limits, tuning: Tuning = DEFAULT_TUNING) 
     icc = im.info.get("icc_profile")
     base = colour.to_working_mode(im)
     t = _timed(timings, "decode", t)
+    deadline.check()
 
     # --- rendition resize (stored coordinates, source colour space) ---
     gap = tuning.reducing_gap
@@ -293,6 +372,7 @@ def process_image(data: bytes, limits: Limits, tuning: Tuning = DEFAULT_TUNING) 
     else:
         rendition = base.resize((rend_w, rend_h), _LANCZOS, box=box, reducing_gap=gap)
     t = _timed(timings, "resize", t)
+    deadline.check()
 
     transpose = _TRANSPOSE.get(orientation)
 
@@ -336,6 +416,7 @@ def process_image(data: bytes, limits: Limits, tuning: Tuning = DEFAULT_TUNING) 
     else:
         thumbnail_bytes, placeholder, thumb_ms, placeholder_ms = side_outputs()
         t = time.perf_counter()
+    deadline.check()
     timings["thumbnail"] = thumb_ms
     timings["placeholder"] = placeholder_ms
     timings["total"] = (t - start) * 1000.0

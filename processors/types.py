@@ -10,18 +10,25 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
-RejectionCode = Literal["unsupported_format", "image_too_large", "corrupt_image"]
+RejectionCode = Literal[
+    "unsupported_format", "image_too_large", "image_too_complex", "corrupt_image", "processing_timeout"
+]
 
 #: Every code :class:`ImageRejected` can carry.
-REJECTION_CODES: Final[frozenset[str]] = frozenset({"unsupported_format", "image_too_large", "corrupt_image"})
+REJECTION_CODES: Final[frozenset[str]] = frozenset(
+    {"unsupported_format", "image_too_large", "image_too_complex", "corrupt_image", "processing_timeout"}
+)
 
 
 class ImageRejected(Exception):
     """A bad image: a terminal failure the user can act on.
 
-    ``code`` is one of ``unsupported_format``, ``image_too_large`` or
-    ``corrupt_image``; ``message`` is plain words for the uploader and never
-    names a library or leaks internals.
+    ``code`` is one of ``unsupported_format``, ``image_too_large``,
+    ``image_too_complex`` (a structure repeated far beyond what encoders write, such
+    as thousands of progressive JPEG scans), ``corrupt_image`` or
+    ``processing_timeout`` (the work took longer than ``Limits.max_seconds``);
+    ``message`` is plain words for the uploader and never names a library or leaks
+    internals.
     """
 
     def __init__(self, code: str, message: str) -> None:
@@ -37,10 +44,13 @@ class ImageRejected(Exception):
 
 @dataclass(frozen=True)
 class Limits:
-    """What an upload may be before any pixel is decoded."""
+    """What an upload may be before any pixel is decoded, and how long it may take."""
 
     max_bytes: int = 10 * 1024 * 1024
     max_pixels: int = 50_000_000
+    #: Wall time :func:`processors.process_image` may take (None: unbounded). Checked
+    #: between the steps and between the chunks fed to the decoder.
+    max_seconds: float | None = None
 
 
 @dataclass(frozen=True)
