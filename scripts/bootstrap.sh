@@ -3,6 +3,7 @@
 #   1. the system libraries Pillow-SIMD builds against (apt-get, as root or with sudo);
 #   2. Python 3.12 (pyenv's 3.12.x where pyenv exists, else python3.12 on PATH);
 #   3. the virtualenv at .venv with requirements-dev.txt.
+#   4. the real Uppy from npm for the browser tests (npm ci in tests/e2e/uppy).
 # `make demo`, `make test` and `make up` call it; it does nothing when all is in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,4 +59,20 @@ if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ requirements-dev.
     CC="cc $cflags" .venv/bin/python -m pip install -q --no-deps --force-reinstall "$(grep -E '^pillow-simd' requirements.txt)"
   fi
   touch "$stamp"
+fi
+
+# The browser tests load the real Uppy bundle (tests/e2e/test_browser_gallery.py): the
+# versions package-lock.json pins, from the npm registry. Node itself comes from apt unless
+# some other install (nodesource, nvm) already put npm on the PATH.
+uppy=tests/e2e/uppy
+if ! command -v npm >/dev/null 2>&1; then
+  echo "bootstrap: installing npm (for the Uppy browser test)"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq npm >/dev/null
+fi
+if [ ! -f "$uppy/node_modules/.package-lock.json" ] || [ "$uppy/package-lock.json" -nt "$uppy/node_modules/.package-lock.json" ]; then
+  echo "bootstrap: installing Uppy for the browser tests (npm ci in $uppy)"
+  (cd "$uppy" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
 fi

@@ -207,6 +207,24 @@ def test_the_template_gives_api_gateways_own_errors_the_api_error_body(package_d
     assert replies["MISSING_AUTHENTICATION_TOKEN"]["StatusCode"] == "404"
 
 
+def test_the_template_carries_the_cors_configuration(package_dir: Path) -> None:
+    resources = json.loads((package_dir / "sam.json").read_text())["Resources"]
+    paths = resources["RestAPI"]["Properties"]["DefinitionBody"]["paths"]
+    assert {"/images", "/images/{image_id}", "/images/{image_id}/status", "/webhooks"} <= set(paths)
+    assert "/demo" not in paths  # the demo page and the client module are the local stage's only
+    for path, methods in paths.items():
+        # Every path's preflight goes to the Lambda, which sees the Origin (chalicelib/api/cors.py),
+        # not to a MOCK integration with one static origin.
+        integration = methods["options"]["x-amazon-apigateway-integration"]
+        assert integration["type"] == "aws_proxy", path
+    replies = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGateway::GatewayResponse"]
+    assert len(replies) >= 6
+    for reply in replies:
+        parameters = reply["ResponseParameters"]
+        assert parameters["gatewayresponse.header.Access-Control-Allow-Origin"] == "'*'", reply["ResponseType"]
+        assert not any("Credentials" in name for name in parameters)
+
+
 def test_the_zip_holds_the_app_processors_and_pillow_with_its_libraries(package_dir: Path) -> None:
     with zipfile.ZipFile(package_dir / "deployment.zip") as archive:
         names = set(archive.namelist())
