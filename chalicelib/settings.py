@@ -65,6 +65,12 @@ class Settings(BaseModel):
     # queue can keep retrying it (maxReceiveCount x visibility timeout, 5 x 360 s in AWS), so
     # it only catches deliveries that crashed, timed out or ran out of retries.
     processing_deadline_seconds: int = Field(default=3600, ge=60)
+    # Wall time one image's processing may take (reading the upload, decoding, resizing,
+    # encoding) before it ends ``failed`` with ``processing_timeout``: far above the slowest
+    # real 50 MP photo (a few seconds), well inside the processor's 60 s Lambda timeout
+    # (docs/reliability.md). A record of a batch starts only while this much time, plus a
+    # margin for its writes, is left in the invocation (chalicelib/events/uploads.py).
+    image_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     idempotency_ttl_seconds: int = Field(default=48 * 3600, ge=24 * 3600)
     use_transfer_acceleration: bool = False
 

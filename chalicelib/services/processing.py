@@ -9,6 +9,7 @@ the record says it was.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
@@ -104,6 +105,7 @@ class ProcessingService:
         processor: ImageProcessor = _default_processor,
         clock: Callable[[], datetime] = utc_now,
         metrics: Metrics = NO_METRICS,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         self._images = images
         self._store = store
@@ -113,6 +115,7 @@ class ProcessingService:
         self._processor = processor
         self._clock = clock
         self._metrics = metrics
+        self._timer = timer
         self._announcer = EventAnnouncer(images, publisher, presenter, metrics)
         self._writers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rendition-writer")
 
@@ -201,16 +204,24 @@ class ProcessingService:
                 "size_mismatch",
                 f"The file is {size} bytes, larger than the {record.file_size} bytes declared for this upload.",
             )
+        # The image's time budget starts with the read; the processor gets what is left and
+        # stops with processing_timeout when it runs out (processors.Limits.max_seconds).
+        started = self._timer()
         with tracing.subsegment("read_upload"):
             data = self._store.read_upload(key)
         if data is None or len(data) != size:
             # Replaced or removed between the two reads: retry from a consistent view.
             raise TransientFailure("upload object changed while it was read")
+        left = self._settings.image_timeout_seconds - (self._timer() - started)
+        if left <= 0:
+            # S3 was that slow, not the image: try again.
+            raise TransientFailure("reading the upload took the image's whole time budget")
         from processors import ImageRejected, Limits
 
+        limits = Limits(max_bytes=limit, max_pixels=self._settings.max_image_pixels, max_seconds=left)
         try:
             with tracing.subsegment("process_image"):
-                result = self._processor(data, Limits(max_bytes=limit, max_pixels=self._settings.max_image_pixels))
+                result = self._processor(data, limits)
         except ImageRejected as rejected:
             return _failed(rejected.code, rejected.message)
         for step, milliseconds in result.timings_ms.items():

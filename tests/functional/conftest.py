@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -63,11 +65,19 @@ def aws_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
 
 
 @pytest.fixture
-def api(aws_stack: Stack) -> Iterator[Any]:
+def api(aws_stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """``chalice.test.Client`` over the app, with the local stage's configuration."""
+    import chalice.test
+    from chalice.local import LambdaContext
     from chalice.test import Client
 
     from app import app
+
+    # chalice.test gives every invocation a context with 3 s left; Lambda gives the
+    # function's timeout, which the processor reads to decide which records to start.
+    config = json.loads((PROJECT_ROOT / ".chalice" / "config.json").read_text())
+    timeout_ms = config["lambda_functions"]["handle_upload_events"]["lambda_timeout"] * 1000
+    monkeypatch.setattr(chalice.test, "LambdaContext", functools.partial(LambdaContext, max_runtime_ms=timeout_ms))
 
     with Client(app, stage_name="local", project_dir=str(PROJECT_ROOT)) as client:
         yield client

@@ -409,3 +409,59 @@ def test_an_url_encoded_key_of_an_unusual_user_id_is_decoded_and_processed() -> 
 
     assert world.service.handle_message(s3_message(key)) == [Outcome.COMPLETED]
     assert rendition_key(user, IMAGE_ID) in world.store.images
+
+
+# --- the image's time budget -------------------------------------------------------------
+
+
+class Timer:
+    """A monotonic clock the test moves: each call returns the next reading."""
+
+    def __init__(self, *readings: float) -> None:
+        self._readings = list(readings)
+
+    def __call__(self) -> float:
+        return self._readings.pop(0) if len(self._readings) > 1 else self._readings[0]
+
+
+def _timed_service(world: World, timer: Timer) -> ProcessingService:
+    return ProcessingService(
+        world.repo, world.store, world.publisher, Presenter(CDN), world.settings, world.processor, world.clock,
+        timer=timer,
+    )  # fmt: skip
+
+
+def test_the_processor_gets_what_the_read_left_of_the_images_time_budget() -> None:
+    world = World(image_timeout_seconds=30)
+    world.pending()
+    service = _timed_service(world, Timer(100.0, 104.5))  # the read took 4.5 s
+
+    assert service.handle_message(s3_message(world.upload())) == [Outcome.COMPLETED]
+
+    assert world.processor.calls[0][1].max_seconds == pytest.approx(25.5)
+
+
+def test_a_read_that_used_up_the_budget_is_retried_not_failed() -> None:
+    world = World(image_timeout_seconds=30)
+    world.pending()
+    service = _timed_service(world, Timer(100.0, 131.0))
+
+    with pytest.raises(TransientFailure):
+        service.handle_message(s3_message(world.upload()))
+
+    assert world.record().status is ImageStatus.PROCESSING  # the retry (or the sweep) ends it
+    assert world.processor.calls == []
+    assert world.publisher.published == []
+
+
+@pytest.mark.parametrize("code", ["processing_timeout", "image_too_complex"])
+def test_an_image_over_its_work_bounds_ends_failed_with_its_code_and_one_event(world: World, code: str) -> None:
+    world.processor.reject = ImageRejected(code, "Open it in an image editor, save it again and upload it.")
+
+    assert world.service.handle_message(s3_message(world.upload())) == [Outcome.FAILED]
+
+    record = world.record()
+    assert (record.status, record.error_code) == (ImageStatus.FAILED, code)
+    assert world.store.images == {}
+    [event] = world.publisher.published
+    assert event.model_dump(mode="json", by_alias=True)["image"]["error"]["code"] == code
