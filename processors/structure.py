@@ -35,6 +35,11 @@ MAX_JPEG_SEGMENTS: Final = 1_000
 #: 8 KiB, so 1,280 for 10 MiB; a few write one per row). Pillow handles every chunk in
 #: Python, at 10-30 µs each.
 MAX_PNG_CHUNKS: Final = 16_384
+#: PNG chunks Pillow inflates on open: iCCP (the spec allows one), zTXt and iTXt. Pillow caps
+#: each at 1 MB inflated and the text at 64 MB in all, but not the ICC profiles: 2,000 iCCP
+#: chunks of 1 KB, each inflating to 1 MB, took 6 s (10 MiB of them would take ~30 s).
+MAX_PNG_INFLATED_CHUNKS: Final = 64
+_INFLATED: Final = frozenset({b"iCCP", b"zTXt", b"iTXt"})
 #: GIF blocks before the first image (extensions, their sub-blocks, stray bytes). Pillow
 #: parses them in Python and joins comment sub-blocks quadratically (40,000 sub-blocks of
 #: one 10 MiB comment took 14 s); real files have a handful.
@@ -95,13 +100,18 @@ def check_jpeg(data: bytes) -> None:
 
 
 def check_png(data: bytes) -> None:
-    """Refuse a PNG with more than :data:`MAX_PNG_CHUNKS` chunks up to its IEND."""
-    pos, size, chunks = 8, len(data), 0
+    """Refuse a PNG with more than :data:`MAX_PNG_CHUNKS` chunks, or more than
+    :data:`MAX_PNG_INFLATED_CHUNKS` compressed metadata chunks, up to its IEND."""
+    pos, size, chunks, inflated = 8, len(data), 0, 0
     while pos + 8 <= size:
         length, kind = struct.unpack_from(">I4s", data, pos)
         chunks += 1
         if chunks > MAX_PNG_CHUNKS:
             raise _too_complex(f"more than {MAX_PNG_CHUNKS} chunks")
+        if kind in _INFLATED:
+            inflated += 1
+            if inflated > MAX_PNG_INFLATED_CHUNKS:
+                raise _too_complex(f"more than {MAX_PNG_INFLATED_CHUNKS} compressed metadata chunks")
         if kind == b"IEND":
             return
         pos += 12 + length

@@ -47,6 +47,12 @@ def png_with_chunks(count: int, kind: bytes = b"zzZz", body: bytes = b"", after_
     return data[:at] + chunk * count + data[at:]
 
 
+def png_with_iccp_chunks(count: int) -> bytes:
+    """A small PNG with ``count`` iCCP chunks of 1 KB, each inflating to 1 MiB of zeros."""
+    body = b"icc\x00\x00" + zlib.compress(b"\x00" * (MIB - 1), 9)
+    return png_with_chunks(count, b"iCCP", body)
+
+
 def gif_with_comments(blocks: int, per_block: int = 255) -> bytes:
     """A small GIF with one comment extension of ``blocks`` sub-blocks before its image."""
     data = encode(Image.new("P", (16, 16)), "GIF")
@@ -122,3 +128,94 @@ def _chunk_positions(data: bytes, start: int, end: int) -> list[int]:
         positions.append(pos)
         pos += 12 + struct.unpack_from(">I", data, pos)[0]
     return positions
+
+
+# --- measurement: python -m tests.processors.hostile ---------------------------------------
+
+
+def _legit_50mp() -> list[tuple[str, bytes]]:
+    """Real-looking images at the 50 MP limit, the slowest kinds to decode and resize."""
+    side = 7071  # 49.99 MP
+    grad = Image.linear_gradient("L").resize((side, side))
+    noise = Image.effect_noise((side, side), 20)
+    rgb = Image.merge(
+        "RGB", (grad, grad.transpose(Image.Transpose.ROTATE_90), grad.transpose(Image.Transpose.ROTATE_180))
+    )
+    wide = rgb.resize((16383, 3051))  # WebP's largest side
+    return [
+        ("JPEG baseline 4:2:0, 50 MP", encode(Image.merge("RGB", (noise, grad, grad)), "JPEG", quality=80)),
+        (
+            "JPEG progressive 4:4:4, 50 MP",
+            encode(Image.merge("RGB", (noise, grad, grad)), "JPEG", quality=60, progressive=True, subsampling=0),
+        ),
+        (
+            "PNG RGBA, 50 MP",
+            encode(Image.merge("RGBA", (grad, grad, grad.transpose(Image.Transpose.ROTATE_90), grad)), "PNG"),
+        ),
+        ("WebP lossless, 50 MP", encode(wide, "WEBP", lossless=True)),
+        ("WebP lossy, 50 MP", encode(wide, "WEBP", quality=90)),
+        ("GIF, 50 MP", encode(rgb.convert("P", palette=Image.Palette.ADAPTIVE), "GIF")),
+    ]
+
+
+def _hostile_at_the_limits() -> list[tuple[str, bytes]]:
+    from processors import structure
+
+    return [
+        (
+            f"JPEG, {structure.MAX_JPEG_SCANS} scans over 50 MP (the scan limit)",
+            scan_bomb(structure.MAX_JPEG_SCANS - 6, 7071, 7071),
+        ),
+        ("JPEG, the issue's 2,000 scans", scan_bomb(2000)),
+        (
+            f"JPEG, {structure.MAX_JPEG_SEGMENTS} marker segments (the limit)",
+            jpeg_with_segments(structure.MAX_JPEG_SEGMENTS - 6),
+        ),
+        ("JPEG, 2.6 M marker segments (10 MiB)", jpeg_with_segments(2_600_000)),
+        (
+            f"PNG, {structure.MAX_PNG_CHUNKS} chunks before IDAT (the limit)",
+            png_with_chunks(structure.MAX_PNG_CHUNKS - 4),
+        ),
+        (
+            f"PNG, {structure.MAX_PNG_CHUNKS} chunks after IDAT (the limit)",
+            png_with_chunks(structure.MAX_PNG_CHUNKS - 4, after_idat=True),
+        ),
+        ("PNG, 800,000 chunks (9 MiB)", png_with_chunks(800_000)),
+        (
+            f"PNG, {structure.MAX_PNG_INFLATED_CHUNKS} iCCP chunks inflating to 1 MiB (the limit)",
+            png_with_iccp_chunks(structure.MAX_PNG_INFLATED_CHUNKS),
+        ),
+        ("PNG, 9,000 iCCP chunks inflating to 1 MiB (9 MiB)", png_with_iccp_chunks(9_000)),
+        (
+            f"GIF, one comment of {structure.MAX_GIF_BLOCKS} sub-blocks (the limit)",
+            gif_with_comments(structure.MAX_GIF_BLOCKS - 4),
+        ),
+        ("GIF, one comment of 40,000 sub-blocks (10 MiB)", gif_with_comments(40_000)),
+        ("GIF, 400,000 frames (9 MiB)", gif_with_frames(400_000)),
+        ("WebP, 200,000 frames (9 MiB)", webp_with_many_frames(200_000)),
+        ("PNG eXIf, 8,000 entries x 1 MiB region", png_with_exif(exif_with_big_entries(8_000, MIB))),
+    ]
+
+
+def main() -> None:
+    """Print the time (and outcome) of every input above through ``process_image``."""
+    import os
+    import time
+
+    from processors import ImageRejected, Limits, process_image
+
+    process_image(encode(Image.new("RGB", (16, 16)), "PNG"))  # import and warm up
+    print(f"load average before: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
+    for name, data in [*_legit_50mp(), *_hostile_at_the_limits()]:
+        started = time.perf_counter()
+        try:
+            process_image(data, Limits())
+            outcome = "completed"
+        except ImageRejected as rejected:
+            outcome = rejected.code
+        print(f"{name:58} {len(data) / MIB:6.2f} MiB {time.perf_counter() - started:7.2f} s  {outcome}", flush=True)
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -106,6 +106,14 @@ def test_png_image_data_split_into_too_many_chunks_is_refused() -> None:
     _rejected(hostile.png_with_split_idat(structure.MAX_PNG_CHUNKS + 1), "image_too_complex")
 
 
+def test_png_metadata_chunks_pillow_inflates_are_bounded() -> None:
+    # iCCP chunks inflate 1,000:1 and Pillow inflates each one it meets (6 s for 2,000 here).
+    assert process_image(hostile.png_with_iccp_chunks(structure.MAX_PNG_INFLATED_CHUNKS)).source_width == 16
+    started = time.perf_counter()
+    _rejected(hostile.png_with_iccp_chunks(2_000), "image_too_complex")
+    assert time.perf_counter() - started < 0.5
+
+
 # --- GIF blocks ------------------------------------------------------------------------
 
 
