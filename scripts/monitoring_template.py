@@ -203,7 +203,14 @@ def dashboard_body(env: dict[str, str]) -> str:
             "Processing failures by reason",
             [
                 ["ImageService", "ProcessingFailures", "Reason", reason, "Stage", stage]
-                for reason in ("unsupported_format", "corrupt_image", "image_too_large", "size_mismatch")
+                for reason in (
+                    "unsupported_format",
+                    "corrupt_image",
+                    "image_too_large",
+                    "image_too_complex",
+                    "processing_timeout",
+                    "size_mismatch",
+                )
             ],
             6,
             0,

@@ -33,7 +33,8 @@ def scan_bomb(scans: int, width: int = 7000, height: int = 7000) -> bytes:
 
 
 def jpeg_with_segments(count: int, marker: int = 0xFE, body: bytes = b"") -> bytes:
-    """A small JPEG with ``count`` extra marker segments (COM by default) before its frame."""
+    """A small JPEG with ``count`` extra marker segments (COM by default) before its frame
+    (it has 8 of its own: APP0, two DQT, SOF0, four DHT)."""
     data = encode(Image.new("RGB", (16, 16), "red"), "JPEG")
     segment = bytes((0xFF, marker)) + struct.pack(">H", 2 + len(body)) + body
     return data[:2] + segment * count + data[2:]
@@ -169,7 +170,7 @@ def _hostile_at_the_limits() -> list[tuple[str, bytes]]:
         ("JPEG, the issue's 2,000 scans", scan_bomb(2000)),
         (
             f"JPEG, {structure.MAX_JPEG_SEGMENTS} marker segments (the limit)",
-            jpeg_with_segments(structure.MAX_JPEG_SEGMENTS - 6),
+            jpeg_with_segments(structure.MAX_JPEG_SEGMENTS - 8),  # APP0, 2 DQT, SOF0, 4 DHT,
         ),
         ("JPEG, 2.6 M marker segments (10 MiB)", jpeg_with_segments(2_600_000)),
         (
