@@ -291,7 +291,7 @@ def load_app() -> tuple[Any, Any]:
     return factory, factory.load_chalice_app({name: os.environ[name] for name in apply_stage_environment(LOCAL_STAGE)})
 
 
-def serve_api(host: str, api_port: int, stop: threading.Event, ready: Callable[[], None]) -> None:
+def serve_api(host: str, api_port: int, concurrency: int, stop: threading.Event, ready: Callable[[], None]) -> None:
     """Chalice's local server, sharing ``api_port`` with the other API processes."""
     from chalice import local as chalice_local
 
@@ -337,6 +337,21 @@ def serve_api(host: str, api_port: int, stop: threading.Event, ready: Callable[[
         self.log_message('"%s %s%s %s" %s %s', method, path, "?..." if query_mark else "", version, code, size)
 
     handler_cls.log_request = log_request_without_query
+
+    # Like a Lambda instance, an API process runs ``concurrency`` invocations at a time (one
+    # by default); connections stay open (keep-alive, browsers) and their requests wait their
+    # turn. Without this, a burst of polls put hundreds of concurrent calls on moto, which
+    # serves the workers too (docs/benchmarks.md, "Load").
+    invocations = threading.BoundedSemaphore(concurrency)
+    generic_handle = handler_cls._generic_handle
+
+    def one_invocation_at_a_time(self: Any) -> None:
+        with invocations:
+            generic_handle(self)
+
+    handler_cls._generic_handle = one_invocation_at_a_time  # type: ignore[method-assign]
+    for method in ("GET", "PUT", "POST", "HEAD", "DELETE", "PATCH", "OPTIONS"):
+        setattr(handler_cls, f"do_{method}", one_invocation_at_a_time)
     # socketserver's default listen backlog is 5: bursts of clients would be reset.
     chalice_local.ThreadedHTTPServer.request_queue_size = 256
     chalice_local.ThreadedHTTPServer.daemon_threads = True
@@ -378,7 +393,7 @@ def run_role(args: argparse.Namespace, stop: threading.Event) -> None:
     if args.role == "moto":
         serve_moto(args.host, args.aws_port, args.cdn_port, stop, ready)
     elif args.role == "api":
-        serve_api(args.host, args.api_port, stop, ready)
+        serve_api(args.host, args.api_port, args.api_concurrency, stop, ready)
     elif args.role == "worker":
         run_worker(stop, ready)
     else:
@@ -438,6 +453,7 @@ class Supervisor:
             f"--api-port={a.api_port}",
             f"--cdn-port={a.cdn_port}",
             f"--sweep-seconds={a.sweep_seconds}",
+            f"--api-concurrency={a.api_concurrency}",
         ]
 
     def _wait_ready(self, read_end: int, roles: list[str], started: list[subprocess.Popen[bytes]]) -> None:
@@ -494,7 +510,7 @@ def run(args: argparse.Namespace, stop: threading.Event) -> int:
         supervisor.start(["api"] * args.api_processes + ["worker"] * args.workers + ["sweep"])
         print(
             f"{READY_LINE}: api=http://{host}:{args.api_port} aws={aws_endpoint} cdn={cdn_url} "
-            f"workers={args.workers} api-processes={args.api_processes}",
+            f"workers={args.workers} api-processes={args.api_processes} api-concurrency={args.api_concurrency}",
             flush=True,
         )
         while not stop.wait(0.5):
@@ -518,6 +534,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cdn-port", type=int, default=int(os.environ.get("LOCAL_CDN_PORT", "8001")))
     parser.add_argument("--workers", type=int, default=2, help="processor processes (one invocation at a time each)")
     parser.add_argument("--api-processes", type=int, default=2, help="API server processes sharing the API port")
+    parser.add_argument(
+        "--api-concurrency", type=int, default=1, help="requests an API process runs at a time (a Lambda instance: 1)"
+    )
     parser.add_argument("--sweep-seconds", type=float, default=10.0, help="period of the expiry/outbox sweep")
     # Internal: how the supervisor starts its children.
     parser.add_argument("--role", choices=ROLES, help=argparse.SUPPRESS)
@@ -525,8 +544,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         parser.error("the local stack only listens on loopback")
-    if not 1 <= args.workers <= 32 or not 1 <= args.api_processes <= 32:
-        parser.error("--workers and --api-processes must be 1..32")
+    if not all(1 <= n <= 32 for n in (args.workers, args.api_processes, args.api_concurrency)):
+        parser.error("--workers, --api-processes and --api-concurrency must be 1..32")
     if (args.role is None) != (args.ready_fd is None):
         parser.error("--role and --ready-fd go together")
     return args
