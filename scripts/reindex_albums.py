@@ -28,7 +28,8 @@ from typing import TYPE_CHECKING
 
 import boto3
 
-from chalicelib.repositories.images import album_partition
+from chalicelib.repositories.dynamo import update_arguments
+from chalicelib.repositories.keys import album_partition
 from scripts.stage_config import command_environment
 
 if TYPE_CHECKING:
@@ -64,9 +65,9 @@ def reindex(client: DynamoDBClient, table: str, *, apply: bool, progress: bool =
                 client.update_item(
                     TableName=table,
                     Key={"PK": item["PK"], "SK": item["SK"]},
-                    UpdateExpression="SET GSI2PK = :new",
-                    ConditionExpression="GSI2PK = :old",
-                    ExpressionAttributeValues={":new": {"S": expected}, ":old": item["GSI2PK"]},
+                    **update_arguments(
+                        {"GSI2PK": expected}, condition="GSI2PK = :old", values={":old": item["GSI2PK"]["S"]}
+                    ),
                 )
                 report.rewritten += 1
             except client.exceptions.ConditionalCheckFailedException:

@@ -1,16 +1,11 @@
 """The image table: one item per image plus one per remembered Idempotency-Key.
 
-Keys (single-table, as the seed data model):
-  image         PK=IMAGE#<id>                        SK=METADATA
-                GSI1PK=USER#<userId>   GSI1SK=UPLOADED#<createdAt>   (list a user's images)
-                GSI2PK=ALBUM#<len(userId)>#<userId>#<albumId>
-                                       GSI2SK=UPLOADED#<createdAt>   (list one of a user's albums)
-  idempotency   PK=IDEMPOTENCY#<userId>              SK=KEY#<key>, ttl=<epoch seconds>
+The key shapes (image, idempotency, the user, album and sweep indexes) are
+``chalicelib.repositories.keys``'s; this module never spells a key itself.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -21,13 +16,42 @@ from pydantic.alias_generators import to_camel, to_snake
 from chalicelib.errors import ConditionFailed
 from chalicelib.models.common import ImageStatus, format_time, parse_time
 from chalicelib.models.domain import IdempotencyRecord, ImageRecord, ProcessingOutcome
-from chalicelib.repositories.dynamo import error_code, from_item, to_item, to_value, translated_errors
+from chalicelib.repositories.dynamo import (
+    error_code,
+    from_item,
+    get_consistent,
+    to_item,
+    to_value,
+    translated_errors,
+    update_arguments,
+)
+from chalicelib.repositories.keys import (
+    ALBUM_INDEX,
+    KEY_ATTRIBUTES,
+    LISTING_KEYS,
+    SWEEP_INDEX,
+    SWEEP_KEYS,
+    USER_INDEX,
+    idempotency_key,
+    idempotency_keys,
+    image_key,
+    image_keys,
+    sweep_keys,
+    user_partition,
+)
+
+# ``X as X``: kept importable from here for code written before ``keys`` existed.
+from chalicelib.repositories.keys import METADATA as METADATA
+from chalicelib.repositories.keys import SWEEP_SHARDS as SWEEP_SHARDS
+from chalicelib.repositories.keys import album_partition as album_partition
+from chalicelib.repositories.keys import image_pk as image_pk
+from chalicelib.repositories.keys import sweep_partition as sweep_partition
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-METADATA = "METADATA"
-_KEY_ATTRIBUTES = frozenset({"PK", "SK", "GSI1PK", "GSI1SK", "GSI2PK", "GSI2SK", "GSI3PK", "GSI3SK", "ttl"})
+# What an image item holds besides its record: the key attributes and the TTL.
+_NOT_RECORD = KEY_ATTRIBUTES | {"ttl"}
 
 
 class IdempotencyKeyTaken(Exception):
@@ -38,17 +62,6 @@ class IdempotencyKeyTaken(Exception):
         self.existing = existing
 
 
-def image_pk(image_id: str) -> str:
-    return f"IMAGE#{image_id}"
-
-
-def _idempotency_key(user_id: str, key: str) -> dict[str, Any]:
-    # User and key in separate key attributes: both may contain '#', so joining them in
-    # one string could let ("a#b", "c") and ("a", "b#c") share an item.
-    return {"PK": to_value(f"IDEMPOTENCY#{user_id}"), "SK": to_value(f"KEY#{key}")}
-
-
-SWEEP_SHARDS = 4
 # The failure code of an image no delivery managed to process before its deadline.
 STALLED_CODE = "processing_failed"
 STALLED_MESSAGE = "The image could not be processed. Upload it again."
@@ -69,14 +82,8 @@ def _terminal(
         "eventPublished": False,
         "errorCode": error_code,
         "errorMessage": error_message,
-        "GSI3PK": sweep_partition(image_id),
-        "GSI3SK": now,
+        **sweep_keys(image_id, now),
     }
-
-
-def sweep_partition(image_id: str) -> str:
-    """The sweep index is sparse and sharded, so no one partition takes every write."""
-    return f"SWEEP#{int(hashlib.sha1(image_id.encode(), usedforsecurity=False).hexdigest()[:4], 16) % SWEEP_SHARDS}"
 
 
 def sweep_due(record: ImageRecord) -> str | None:
@@ -95,34 +102,14 @@ def sweep_due(record: ImageRecord) -> str | None:
     return None
 
 
-def album_partition(user_id: str, album_id: str) -> str:
-    """One album of one user: album ids come from the gallery, and two users may share one.
-
-    The owner is part of the key, so listing an album never reads (or hands out a cursor
-    pointing at) another user's image; the length prefix keeps ("a#b", "c") and ("a", "b#c")
-    apart, since both ids may contain '#'.
-    """
-    return f"ALBUM#{len(user_id)}#{user_id}#{album_id}"
-
-
 def record_to_item(record: ImageRecord) -> dict[str, Any]:
     values: dict[str, Any] = {to_camel(name): value for name, value in record.model_dump(mode="json").items()}
-    values.update(
-        PK=image_pk(record.id),
-        SK=METADATA,
-        GSI1PK=f"USER#{record.user_id}",
-        GSI1SK=f"UPLOADED#{record.created_at}",
-    )
-    if record.album_id:
-        values.update(GSI2PK=album_partition(record.user_id, record.album_id), GSI2SK=f"UPLOADED#{record.created_at}")
-    due = sweep_due(record)
-    if due is not None:
-        values.update(GSI3PK=sweep_partition(record.id), GSI3SK=due)
+    values.update(image_keys(record.id, record.user_id, record.created_at, record.album_id, sweep_due(record)))
     return to_item(values)
 
 
 def item_to_record(item: Mapping[str, Any]) -> ImageRecord:
-    values = {to_snake(name): value for name, value in from_item(item).items() if name not in _KEY_ATTRIBUTES}
+    values = {to_snake(name): value for name, value in from_item(item).items() if name not in _NOT_RECORD}
     return ImageRecord.model_validate(values)
 
 
@@ -137,23 +124,11 @@ class ImageRepository:
 
     def get(self, image_id: str) -> ImageRecord | None:
         """One strongly consistent GetItem."""
-        with translated_errors():
-            response = self._client.get_item(
-                TableName=self._table,
-                Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
-                ConsistentRead=True,
-            )
-        item = response.get("Item")
+        item = get_consistent(self._client, self._table, image_key(image_id))
         return item_to_record(item) if item else None
 
     def get_idempotency(self, user_id: str, key: str) -> IdempotencyRecord | None:
-        with translated_errors():
-            response = self._client.get_item(
-                TableName=self._table,
-                Key=_idempotency_key(user_id, key),
-                ConsistentRead=True,
-            )
-        item = response.get("Item")
+        item = get_consistent(self._client, self._table, idempotency_key(user_id, key))
         if not item:
             return None
         values = from_item(item)
@@ -189,8 +164,7 @@ class ImageRepository:
                 "TableName": self._table,
                 "Item": to_item(
                     {
-                        "PK": f"IDEMPOTENCY#{idempotency.user_id}",
-                        "SK": f"KEY#{idempotency.key}",
+                        **idempotency_keys(idempotency.user_id, idempotency.key),
                         "userId": idempotency.user_id,
                         "key": idempotency.key,
                         "imageId": idempotency.image_id,
@@ -223,7 +197,6 @@ class ImageRepository:
             image_id,
             set_values={"uploadExpiresAt": expires_at, "updatedAt": now, "GSI3SK": expires_at},
             expected=(ImageStatus.PENDING,),
-            bump_version=False,
         )
 
     def start_processing(self, image_id: str, now: str, deadline: str) -> ImageRecord:
@@ -239,11 +212,9 @@ class ImageRepository:
                 "status": ImageStatus.PROCESSING.value,
                 "updatedAt": now,
                 "uploadedAt": now,
-                "GSI3PK": sweep_partition(image_id),
-                "GSI3SK": deadline,
-            },
+            }
+            | sweep_keys(image_id, deadline),
             expected=(ImageStatus.PENDING, ImageStatus.PROCESSING),
-            bump_version=False,
             keep_existing=("uploadedAt",),
         )
 
@@ -255,7 +226,7 @@ class ImageRepository:
             "placeholder": outcome.placeholder,
         }
         # ``version`` counts metadata edits (optimistic locking for PATCH), not processing.
-        return self._update(image_id, set_values=values, expected=(ImageStatus.PROCESSING,), bump_version=False)
+        return self._update(image_id, set_values=values, expected=(ImageStatus.PROCESSING,))
 
     def expire(self, image_id: str, event_id: str, closed_before: str, now: str) -> ImageRecord:
         """``pending -> expired`` for an upload whose window closed before ``closed_before``."""
@@ -264,8 +235,7 @@ class ImageRepository:
             image_id,
             set_values=values,
             expected=(ImageStatus.PENDING,),
-            bump_version=False,
-            extra_condition=("uploadExpiresAt < :closedBefore", {":closedBefore": to_value(closed_before)}),
+            extra_condition=("uploadExpiresAt < :closedBefore", {":closedBefore": closed_before}),
         )
 
     def fail_stalled(self, image_id: str, event_id: str, now: str) -> ImageRecord:
@@ -275,21 +245,20 @@ class ImageRepository:
             image_id,
             set_values=values,
             expected=(ImageStatus.PROCESSING,),
-            bump_version=False,
             # The index may be behind: a delivery that started again moved the deadline on.
-            extra_condition=("GSI3SK <= :now", {":now": to_value(now)}),
+            extra_condition=("GSI3SK <= :now", {":now": now}),
         )
 
     def postpone_sweep(self, image_id: str, due: str) -> ImageRecord:
         """Look at a pending image again at ``due`` (its upload was handed back to the queue)."""
-        return self._update(image_id, set_values={"GSI3SK": due}, expected=(ImageStatus.PENDING,), bump_version=False)
+        return self._update(image_id, set_values={"GSI3SK": due}, expected=(ImageStatus.PENDING,))
 
     def due_for_sweep(self, partition: str, now: str, limit: int) -> list[ImageRecord]:
         """Records of one sweep partition whose due time has come, oldest first (one Query)."""
         with translated_errors():
             response = self._client.query(
                 TableName=self._table,
-                IndexName="GSI3",
+                IndexName=SWEEP_INDEX,
                 KeyConditionExpression="GSI3PK = :partition AND GSI3SK <= :now",
                 ExpressionAttributeValues={":partition": to_value(partition), ":now": to_value(now)},
                 Limit=limit,
@@ -300,10 +269,13 @@ class ImageRepository:
         with translated_errors():
             self._client.update_item(
                 TableName=self._table,
-                Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
-                UpdateExpression="SET eventPublished = :true REMOVE GSI3PK, GSI3SK",
-                ConditionExpression="eventId = :event",
-                ExpressionAttributeValues={":true": to_value(True), ":event": to_value(event_id)},
+                Key=image_key(image_id),
+                **update_arguments(
+                    {"eventPublished": True},
+                    remove=SWEEP_KEYS,
+                    condition="eventId = :event",
+                    values={":event": event_id},
+                ),
             )
 
     def _update(
@@ -312,37 +284,16 @@ class ImageRepository:
         *,
         set_values: Mapping[str, Any],
         expected: Iterable[ImageStatus],
-        bump_version: bool,
         keep_existing: Iterable[str] = (),
         extra_condition: tuple[str, dict[str, Any]] | None = None,
     ) -> ImageRecord:
-        names: dict[str, str] = {"#status": "status"}
+        """One conditional UpdateItem of a live record in one of the ``expected`` states
+        (``None`` values remove their attribute), returning the record as written."""
         values: dict[str, Any] = {}
-        assignments: list[str] = []
-        removals: list[str] = []
-        keep = set(keep_existing)
-        for index, (attribute, value) in enumerate(set_values.items()):
-            name = f"#a{index}"
-            names[name] = attribute
-            if value is None:
-                removals.append(name)
-                continue
-            values[f":v{index}"] = to_value(value)
-            if attribute in keep:
-                assignments.append(f"{name} = if_not_exists({name}, :v{index})")
-            else:
-                assignments.append(f"{name} = :v{index}")
-        if bump_version:
-            assignments.append("#version = #version + :one")
-            names["#version"] = "version"
-            values[":one"] = to_value(1)
         allowed = []
         for index, status in enumerate(expected):
-            values[f":s{index}"] = to_value(status.value)
+            values[f":s{index}"] = status.value
             allowed.append(f":s{index}")
-        expression = "SET " + ", ".join(assignments)
-        if removals:
-            expression += " REMOVE " + ", ".join(removals)
         condition = f"attribute_exists(PK) AND attribute_not_exists(deletedAt) AND #status IN ({', '.join(allowed)})"
         if extra_condition is not None:
             condition += f" AND {extra_condition[0]}"
@@ -350,11 +301,14 @@ class ImageRepository:
         with translated_errors():
             response = self._client.update_item(
                 TableName=self._table,
-                Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
-                UpdateExpression=expression,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=values,
+                Key=image_key(image_id),
+                **update_arguments(
+                    set_values,
+                    keep_existing=keep_existing,
+                    condition=condition,
+                    names={"#status": "status"},
+                    values=values,
+                ),
                 ReturnValues="ALL_NEW",
             )
         return item_to_record(response["Attributes"])
@@ -364,14 +318,6 @@ class TransactionConflict(ConditionFailed):
     """A concurrent transaction on the same items won; retrying is safe."""
 
 
-# Marks the record deleted and drops its index keys, so no listing shows it any more.
-# It stays in the sweep index, due a few minutes on: if the DELETE stops before its last
-# step (a crash, a timeout) and is not retried, the sweeper finishes it, so the renditions
-# of an image its owner deleted do not stay public.
-_TOMBSTONE = (
-    "SET deletedAt = if_not_exists(deletedAt, :now), GSI3PK = :sweep, GSI3SK = :finishBy "
-    "REMOVE GSI1PK, GSI1SK, GSI2PK, GSI2SK"
-)
 DELETE_FINISH_DELAY = timedelta(minutes=10)
 
 # An imported image's finished delete: the tombstone stays this long (docs/migration.md),
@@ -381,7 +327,7 @@ TOMBSTONE_DAYS = 90
 PURGED = "purged"
 # What a purged tombstone no longer keeps: the user's content. The record's required
 # fields stay (every reader parses the item, then answers 404 from ``deletedAt``), the
-# filename blanked; the index keys went with ``_TOMBSTONE``.
+# filename blanked; the listing keys went with the tombstone (``begin_delete``).
 _DROPPED_ON_PURGE = (
     "title",
     "description",
@@ -397,12 +343,6 @@ _DROPPED_ON_PURGE = (
     "errorMessage",
     "eventId",
     "eventOccurredAt",
-)
-_PURGED_NAMES = {f"#d{index}": name for index, name in enumerate(_DROPPED_ON_PURGE)}
-_PURGE = (
-    "SET #purged = :true, #ttl = :ttl, originalFilename = :blank REMOVE "
-    + ", ".join(_PURGED_NAMES)
-    + ", GSI1PK, GSI1SK, GSI2PK, GSI2SK, GSI3PK, GSI3SK"
 )
 
 
@@ -435,13 +375,13 @@ class ImageQueries:
         }
         if album_id is None:
             arguments.update(
-                IndexName="GSI1",
+                IndexName=USER_INDEX,
                 KeyConditionExpression="GSI1PK = :pk",
-                ExpressionAttributeValues={":pk": to_value(f"USER#{user_id}")},
+                ExpressionAttributeValues={":pk": to_value(user_partition(user_id))},
             )
         else:
             arguments.update(
-                IndexName="GSI2",
+                IndexName=ALBUM_INDEX,
                 KeyConditionExpression="GSI2PK = :pk",
                 ExpressionAttributeValues={":pk": to_value(album_partition(user_id, album_id))},
             )
@@ -456,43 +396,30 @@ class ImageQueries:
         self, image_id: str, user_id: str, changes: Mapping[str, Any], expected_version: int, now: str
     ) -> ImageRecord:
         """One conditional UpdateItem: owner, not being deleted, and the version last seen."""
-        names: dict[str, str] = {"#version": "version", "#updatedAt": "updatedAt", "#userId": "userId"}
-        values: dict[str, Any] = {
-            ":expected": to_value(expected_version),
-            ":one": to_value(1),
-            ":now": to_value(now),
-            ":me": to_value(user_id),
-        }
-        assignments = ["#version = #version + :one", "#updatedAt = :now"]
-        removals: list[str] = []
-        for index, (attribute, value) in enumerate(changes.items()):
-            name = f"#f{index}"
-            names[name] = to_camel(attribute)
-            if value is None:
-                removals.append(name)
-            else:
-                values[f":f{index}"] = to_value(value)
-                assignments.append(f"{name} = :f{index}")
+        set_values: dict[str, Any] = {"updatedAt": now} | {to_camel(name): value for name, value in changes.items()}
+        copy: dict[str, str] = {}
         if "album_id" in changes:
             if changes["album_id"] is None:
-                removals += ["GSI2PK", "GSI2SK"]
+                set_values.update(GSI2PK=None, GSI2SK=None)
             else:
-                # The album index sorts like the user index: reuse its sort key.
-                assignments += ["GSI2PK = :albumPk", "GSI2SK = GSI1SK"]
-                values[":albumPk"] = to_value(album_partition(user_id, changes["album_id"]))
-        expression = "SET " + ", ".join(assignments) + (" REMOVE " + ", ".join(removals) if removals else "")
+                set_values["GSI2PK"] = album_partition(user_id, changes["album_id"])
+                copy["GSI2SK"] = "GSI1SK"  # the album index sorts like the user index
         try:
             with translated_errors():
                 response = self._client.update_item(
                     TableName=self._table,
-                    Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
-                    UpdateExpression=expression,
-                    ConditionExpression=(
-                        "attribute_exists(PK) AND attribute_not_exists(deletedAt) "
-                        "AND #userId = :me AND #version = :expected"
+                    Key=image_key(image_id),
+                    **update_arguments(
+                        set_values,
+                        increment=("version",),
+                        copy=copy,
+                        condition=(
+                            "attribute_exists(PK) AND attribute_not_exists(deletedAt) "
+                            "AND #userId = :me AND #version = :expected"
+                        ),
+                        names={"#userId": "userId", "#version": "version"},
+                        values={":me": user_id, ":expected": expected_version},
                     ),
-                    ExpressionAttributeNames=names,
-                    ExpressionAttributeValues=values,
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
@@ -507,32 +434,31 @@ class ImageQueries:
         A purged tombstone (an imported image whose delete finished, see ``finish_delete``)
         is gone for good: ``WriteRejected(None)``, whoever asks, as for a removed record.
         """
+        # The tombstone: marked deleted, out of every listing, and in the sweep index due a
+        # few minutes on: if the DELETE stops before its last step (a crash, a timeout) and
+        # is not retried, the sweeper finishes it, so the renditions of an image its owner
+        # deleted do not stay public.
+        finish_by = format_time(parse_time(now) + DELETE_FINISH_DELAY)
         try:
             with translated_errors():
                 response = self._client.update_item(
                     TableName=self._table,
-                    Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
-                    UpdateExpression=_TOMBSTONE,
-                    ConditionExpression="attribute_exists(PK) AND attribute_not_exists(#purged) AND userId = :me",
-                    ExpressionAttributeNames={"#purged": PURGED},
-                    ExpressionAttributeValues={
-                        ":now": to_value(now),
-                        ":me": to_value(user_id),
-                        ":sweep": to_value(sweep_partition(image_id)),
-                        ":finishBy": to_value(format_time(parse_time(now) + DELETE_FINISH_DELAY)),
-                    },
+                    Key=image_key(image_id),
+                    **update_arguments(
+                        {"deletedAt": now, **sweep_keys(image_id, finish_by)},
+                        keep_existing=("deletedAt",),
+                        remove=LISTING_KEYS,
+                        condition="attribute_exists(PK) AND attribute_not_exists(#purged) AND userId = :me",
+                        names={"#purged": PURGED},
+                        values={":me": user_id},
+                    ),
                     ReturnValues="ALL_NEW",
                     ReturnValuesOnConditionCheckFailure="ALL_OLD",
                 )
         except ConditionFailed as exc:
             item = exc.item
             if not item:  # older DynamoDB emulators do not return the item on a failed condition
-                with translated_errors():
-                    item = self._client.get_item(
-                        TableName=self._table,
-                        Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
-                        ConsistentRead=True,
-                    ).get("Item")
+                item = get_consistent(self._client, self._table, image_key(image_id))
             if not item or PURGED in item:
                 raise WriteRejected(None) from exc
             raise WriteRejected(item_to_record(item)) from exc
@@ -542,7 +468,7 @@ class ImageQueries:
         """Last step of a delete (of a record being deleted only, so never of a live one).
 
         A record the service created is removed. An imported one (it has
-        ``legacyImageKey``) becomes a purged tombstone instead (``_PURGE``): a backfill row
+        ``legacyImageKey``) becomes a purged tombstone instead (``PURGED``): a backfill row
         from an older snapshot or a late dual-write retry must find it and change nothing,
         where they would re-create a removed record pointing at the objects just deleted.
         The tombstone keeps what the import's guards and the readers need (id, owner,
@@ -550,7 +476,7 @@ class ImageQueries:
         the user's content and every index key, and expires through the table's TTL
         ``TOMBSTONE_DAYS`` after the delete began.
         """
-        key = {"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)}
+        key = image_key(image_id)
         try:
             with translated_errors():
                 self._client.delete_item(
@@ -563,8 +489,7 @@ class ImageQueries:
         except ConditionFailed as exc:
             item = exc.item
         if not item:
-            with translated_errors():
-                item = self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True).get("Item")
+            item = get_consistent(self._client, self._table, key)
         if not item or "deletedAt" not in item or "legacyImageKey" not in item:
             return  # already gone (a concurrent delete finished first), or not being deleted
         deleted_at = parse_time(str(from_item({"deletedAt": item["deletedAt"]})["deletedAt"]))
@@ -574,27 +499,17 @@ class ImageQueries:
                 self._client.update_item(
                     TableName=self._table,
                     Key=key,
-                    UpdateExpression=_PURGE,
-                    ConditionExpression="attribute_exists(deletedAt) AND attribute_exists(legacyImageKey)",
-                    ExpressionAttributeNames={"#purged": PURGED, "#ttl": "ttl", **_PURGED_NAMES},
-                    ExpressionAttributeValues={
-                        ":true": to_value(True),
-                        ":ttl": to_value(expires),
-                        ":blank": to_value(""),
-                    },
+                    **update_arguments(
+                        {PURGED: True, "ttl": expires, "originalFilename": ""},
+                        remove=(*_DROPPED_ON_PURGE, *LISTING_KEYS, *SWEEP_KEYS),
+                        condition="attribute_exists(deletedAt) AND attribute_exists(legacyImageKey)",
+                    ),
                 )
         except ConditionFailed:
             return  # removed meanwhile
 
     def _current(self, image_id: str, item: dict[str, Any] | None) -> ImageRecord | None:
-        if item:
-            return item_to_record(item)
-        # Older DynamoDB emulators do not return the item on a failed condition: read it.
-        with translated_errors():
-            response = self._client.get_item(
-                TableName=self._table,
-                Key={"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)},
-                ConsistentRead=True,
-            )
-        found = response.get("Item")
-        return item_to_record(found) if found else None
+        if not item:
+            # Older DynamoDB emulators do not return the item on a failed condition: read it.
+            item = get_consistent(self._client, self._table, image_key(image_id))
+        return item_to_record(item) if item else None

@@ -1,8 +1,9 @@
 """Conditional upserts of imported (legacy) image records, plus the batch reads and writes
 the backfill and the verification use.
 
-The key layout is ``chalicelib.repositories.images``'s (``record_to_item``,
-``item_to_record``, ``image_pk``): this module never spells a key itself.
+The item layout is ``chalicelib.repositories.images``'s (``record_to_item``,
+``item_to_record``) and the keys are ``chalicelib.repositories.keys``'s (``image_key``,
+``image_id_of``): this module never spells a key itself.
 
 Newer wins: an import replaces a stored record only when its ``updatedAt`` is later.
 ``updatedAt`` values are RFC 3339 UTC strings of one fixed width, so they compare as text.
@@ -34,8 +35,9 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from chalicelib.errors import ConditionFailed, TransientFailure
 from chalicelib.models.domain import ImageRecord
-from chalicelib.repositories.dynamo import error_code, from_item, to_value, translated_errors
-from chalicelib.repositories.images import METADATA, image_pk, item_to_record, record_to_item
+from chalicelib.repositories.dynamo import error_code, from_item, get_consistent, to_value, translated_errors
+from chalicelib.repositories.images import item_to_record, record_to_item
+from chalicelib.repositories.keys import image_id_of, image_key
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -139,10 +141,6 @@ def default_retrying() -> Retrying:
 def chunked[V](values: Sequence[V], size: int) -> Iterator[Sequence[V]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
-
-
-def _key(image_id: str) -> dict[str, Any]:
-    return {"PK": to_value(image_pk(image_id)), "SK": to_value(METADATA)}
 
 
 # Every field a legacy row determines (the verification compares the same ones; ``version``
@@ -270,12 +268,7 @@ class ImportRepository:
         if item:
             return item_to_record(item)
 
-        def get() -> dict[str, Any] | None:
-            with translated_errors():
-                found = self._client.get_item(TableName=self._table, Key=_key(image_id), ConsistentRead=True)
-            return found.get("Item")
-
-        current = self._retry(get)
+        current = self._retry(lambda: get_consistent(self._client, self._table, image_key(image_id)))
         return item_to_record(current) if current else None
 
     def delete_if_unchanged(self, image_id: str, updated_at: str) -> bool:
@@ -287,7 +280,7 @@ class ImportRepository:
             with _write_errors():
                 self._client.delete_item(
                     TableName=self._table,
-                    Key=_key(image_id),
+                    Key=image_key(image_id),
                     ConditionExpression="#updatedAt = :written AND attribute_not_exists(deletedAt)",
                     ExpressionAttributeNames={"#updatedAt": "updatedAt"},
                     ExpressionAttributeValues={":written": to_value(updated_at)},
@@ -351,7 +344,7 @@ class ImportRepository:
         names = {f"#p{index}": name for index, name in enumerate(dict.fromkeys(wanted))}
         for item in self._batch_get(list(image_ids), ", ".join(names), names):
             values = from_item(item)
-            image_id = str(values["PK"]).removeprefix(image_pk(""))
+            image_id = image_id_of(str(values["PK"]))
             digest = None
             if with_digest and "deletedAt" not in values:
                 digest = content_digest(item_to_record(item))
@@ -390,7 +383,7 @@ class ImportRepository:
                 return cast(dict[str, Any], self._client.scan(**arguments))
 
         response = self._retry(scan)
-        ids = [str(from_item(item)["PK"]).removeprefix(image_pk("")) for item in response.get("Items", [])]
+        ids = [image_id_of(str(from_item(item)["PK"])) for item in response.get("Items", [])]
         return ids, response.get("LastEvaluatedKey")
 
     def get_many(self, image_ids: Iterable[str], fields: Sequence[str] = ()) -> dict[str, ImageRecord]:
@@ -413,7 +406,7 @@ class ImportRepository:
     ) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         for chunk in chunked(list(dict.fromkeys(image_ids)), BATCH_GET_LIMIT):
-            request: dict[str, Any] = {"Keys": [_key(image_id) for image_id in chunk], "ConsistentRead": True}
+            request: dict[str, Any] = {"Keys": [image_key(image_id) for image_id in chunk], "ConsistentRead": True}
             if projection:
                 request["ProjectionExpression"] = projection
             if names:

@@ -1,7 +1,7 @@
 """Webhook records (DynamoDB) and their SNS subscriptions.
 
-Keys: PK=WEBHOOK#<id>, SK=METADATA, GSI1PK=WEBHOOKS#<userId>, GSI1SK=CREATED#<createdAt>
-(the user index, under a prefix of its own so image listings never see webhooks).
+The records' keys (the webhook's, and the user index under a prefix of its own so image
+listings never see webhooks) are ``chalicelib.repositories.keys``'s.
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ from botocore.exceptions import ClientError
 from pydantic.alias_generators import to_camel, to_snake
 
 from chalicelib.models.domain import WebhookRecord
-from chalicelib.repositories.dynamo import error_code, from_item, to_item, to_value, translated_errors
+from chalicelib.repositories.dynamo import error_code, from_item, get_consistent, to_item, to_value, translated_errors
+from chalicelib.repositories.keys import KEY_ATTRIBUTES, USER_INDEX, webhook_key, webhook_keys, webhooks_partition
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_sns import SNSClient
-
-_KEYS = frozenset({"PK", "SK", "GSI1PK", "GSI1SK"})
 
 # How SNS retries a webhook (docs/notifications.md). SNS's default for HTTP/S is 3 retries
 # 20 s apart, after which the message is dropped. This one: 1 immediate retry, 1 after
@@ -57,10 +56,6 @@ def delivery_attributes(dead_letter_queue_arn: str | None) -> dict[str, str]:
     return attributes
 
 
-def _pk(webhook_id: str) -> str:
-    return f"WEBHOOK#{webhook_id}"
-
-
 class WebhookRepository:
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
@@ -68,12 +63,7 @@ class WebhookRepository:
 
     def add(self, record: WebhookRecord) -> None:
         values: dict[str, Any] = {to_camel(k): v for k, v in record.model_dump().items()}
-        values.update(
-            PK=_pk(record.id),
-            SK="METADATA",
-            GSI1PK=f"WEBHOOKS#{record.user_id}",
-            GSI1SK=f"CREATED#{record.created_at}",
-        )
+        values.update(webhook_keys(record.id, record.user_id, record.created_at))
         with translated_errors():
             self._client.put_item(
                 TableName=self._table, Item=to_item(values), ConditionExpression="attribute_not_exists(PK)"
@@ -83,32 +73,24 @@ class WebhookRepository:
         with translated_errors():
             response = self._client.query(
                 TableName=self._table,
-                IndexName="GSI1",
+                IndexName=USER_INDEX,
                 KeyConditionExpression="GSI1PK = :pk",
-                ExpressionAttributeValues={":pk": to_value(f"WEBHOOKS#{user_id}")},
+                ExpressionAttributeValues={":pk": to_value(webhooks_partition(user_id))},
                 Limit=limit,
             )
         return [self._record(item) for item in response.get("Items", [])]
 
     def get(self, webhook_id: str) -> WebhookRecord | None:
-        with translated_errors():
-            response = self._client.get_item(
-                TableName=self._table,
-                Key={"PK": to_value(_pk(webhook_id)), "SK": to_value("METADATA")},
-                ConsistentRead=True,
-            )
-        item = response.get("Item")
+        item = get_consistent(self._client, self._table, webhook_key(webhook_id))
         return self._record(item) if item else None
 
     def remove(self, webhook_id: str) -> None:
         with translated_errors():
-            self._client.delete_item(
-                TableName=self._table, Key={"PK": to_value(_pk(webhook_id)), "SK": to_value("METADATA")}
-            )
+            self._client.delete_item(TableName=self._table, Key=webhook_key(webhook_id))
 
     @staticmethod
     def _record(item: Any) -> WebhookRecord:
-        values = {to_snake(k): v for k, v in from_item(item).items() if k not in _KEYS}
+        values = {to_snake(k): v for k, v in from_item(item).items() if k not in KEY_ATTRIBUTES}
         return WebhookRecord.model_validate(values)
 
 

@@ -27,7 +27,8 @@ from chalicelib.metrics import NO_METRICS, Metrics
 from chalicelib.models.common import ImageStatus, format_time, parse_time, utc_now
 from chalicelib.models.domain import ImageRecord, event_id_for
 from chalicelib.repositories.cdn import CdnInvalidator
-from chalicelib.repositories.images import STALLED_CODE, SWEEP_SHARDS, ImageQueries, ImageRepository
+from chalicelib.repositories.images import STALLED_CODE, ImageQueries, ImageRepository
+from chalicelib.repositories.keys import sweep_partitions
 from chalicelib.repositories.queue import UploadQueue
 from chalicelib.repositories.storage import ObjectStore
 from chalicelib.services.announcer import EventAnnouncer
@@ -81,9 +82,9 @@ class Sweeper:
     def run(self, limit_per_partition: int = 200) -> SweepReport:
         report = SweepReport()
         now = self._clock()
-        for shard in range(SWEEP_SHARDS):
+        for shard, partition in enumerate(sweep_partitions()):
             try:
-                due = self._images.due_for_sweep(f"SWEEP#{shard}", format_time(now), limit_per_partition)
+                due = self._images.due_for_sweep(partition, format_time(now), limit_per_partition)
             except Exception:
                 report.errors += 1
                 logs.error("could not read a sweep partition; the next run tries again", exc_info=True, shard=shard)
