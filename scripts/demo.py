@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     env = stage_environment(LOCAL_STAGE)
     token = mint_local_token(env["LOCAL_JWT_SECRET"], args.user, issuer=env["JWT_ISSUER"], audience=env["JWT_AUDIENCE"])
-    print("starting the local stack (moto + Chalice API + queue worker)...", file=sys.stderr)
+    print("starting the local stack (moto, API, CDN, queue workers, sweep)...", file=sys.stderr)
     with local_stack() as stack, WebhookReceiver().running() as receiver:
         print(f"stack up: api {stack.api_url}, aws {stack.aws_url}; uploading {len(photos)} photos", file=sys.stderr)
         client = ImageServiceClient(stack.api_url, token)
