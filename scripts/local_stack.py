@@ -408,6 +408,9 @@ def port_taken(host: str, port: int) -> bool:
     stack left behind (a plain bind fails even against SO_REUSEPORT sockets)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        # As the servers themselves: connections of a stack just stopped (TIME_WAIT) do not
+        # count, a listening socket does.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError:

@@ -148,7 +148,11 @@ def supervisor(*extra: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]
     threading.Thread(target=pump, daemon=True).start()
     started: set[int] = set()
     try:
-        assert ready.wait(120), "\n".join(lines[-30:])
+        deadline = time.monotonic() + 120
+        while not ready.wait(0.2) and process.poll() is None and time.monotonic() < deadline:
+            pass
+        time.sleep(0.2)  # the rest of the output, if the process ended
+        assert ready.is_set(), "\n".join(lines[-30:])
         started = children_of(process.pid)
         yield process, lines
     finally:
@@ -262,3 +266,17 @@ def test_a_stack_whose_test_process_is_killed_goes_with_it(tmp_path: Path) -> No
         holder.kill()
         for pid in alive(stack | children_of(holder.pid)):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_stack_started_again_at_once_on_the_same_ports_starts() -> None:
+    """Connections the stopped stack closed first (TIME_WAIT on its ports) are no 'port in use'."""
+    api_port = free_port()
+    ports = (f"--aws-port={free_port()}", f"--api-port={api_port}", f"--cdn-port={free_port()}")
+    with supervisor(*ports) as (process, _):
+        # A refused oversized request: the server closes the connection first.
+        assert requests.get(f"http://127.0.0.1:{api_port}/{'x' * 70_000}", timeout=30).status_code == 414
+        os.killpg(process.pid, signal.SIGINT)
+        assert process.wait(timeout=30) == 0
+    with supervisor(*ports) as (process, lines):
+        assert process.poll() is None, "\n".join(lines)
+        assert requests.get(f"http://127.0.0.1:{api_port}/health", timeout=10).status_code == 200
