@@ -10,17 +10,31 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from chalicelib.errors import ConditionFailed, TransientFailure
-from chalicelib.models.common import ImageStatus
+from chalicelib.models.common import ImageStatus, format_time, parse_time
 from chalicelib.models.domain import IdempotencyRecord, ImageRecord, ProcessingOutcome, WebhookRecord
 from chalicelib.models.responses import ImageEvent
 from chalicelib.repositories.events import EventPublisher
-from chalicelib.repositories.images import STALLED_CODE, STALLED_MESSAGE, IdempotencyKeyTaken, ImageRepository
+from chalicelib.repositories.images import (
+    DELETE_FINISH_DELAY,
+    EXPIRED_MESSAGE,
+    STALLED_CODE,
+    STALLED_MESSAGE,
+    IdempotencyKeyTaken,
+    ImageQueries,
+    ImageRepository,
+    Page,
+    TransactionConflict,
+    WriteRejected,
+    record_to_item,
+    sweep_due,
+)
+from chalicelib.repositories.keys import sweep_partition
 from chalicelib.repositories.queue import UploadQueue
 from chalicelib.repositories.storage import ObjectStore, UploadForm
 from chalicelib.repositories.webhooks import SubscribeRefused, SubscriptionGateway, SubscriptionState, WebhookRepository
@@ -77,15 +91,25 @@ class Ids:
 
 
 class FakeImageRepository(ImageRepository):
-    """Image records and Idempotency-Keys in dicts; every write is atomic and conditional."""
+    """Image records and Idempotency-Keys in dicts; every write is atomic and conditional.
+
+    The table's indexes are modelled as the items' key attributes would place a record in
+    them: the user index (GSI1, and GSI2 for a record with an album) until its delete
+    begins, and the sparse sweep index (GSI3), whose partition and sort key each write sets
+    or removes exactly as the update expressions of the real repository do.
+    ``tests/contract`` runs the same cases against both.
+    """
 
     def __init__(self, *, before_create: Callable[[], object] | None = None) -> None:
         # The real __init__ only stores a client; the fake has none on purpose.
         self.records: dict[str, ImageRecord] = {}
         self.keys: dict[tuple[str, str], IdempotencyRecord] = {}
         self.create_calls = 0
-        self.deadlines: dict[str, str] = {}  # processing deadlines, as the sweep index holds them
         self.fail_mark_published = 0  # how many mark_event_published calls fail first
+        self.listed: set[str] = set()  # records with the user index keys (GSI1PK/GSI1SK)
+        self.sweep_partitioned: set[str] = set()  # records with GSI3PK
+        self.sweep_sort: dict[str, str] = {}  # GSI3SK: when the sweep looks at the record
+        self.purged: set[str] = set()  # tombstones of imported images whose delete finished
         self._before_create = before_create
         self._lock = threading.Lock()
 
@@ -100,9 +124,28 @@ class FakeImageRepository(ImageRepository):
             return self.keys.get((user_id, key))
 
     def put(self, record: ImageRecord) -> None:
-        """Test setup: store a record as it is."""
+        """Test setup: store a record as it is, with the index keys ``record_to_item`` gives it."""
         with self._lock:
-            self.records[record.id] = record
+            self._store_new(record)
+
+    def due_for_sweep(self, partition: str, now: str, limit: int) -> list[ImageRecord]:
+        with self._lock:
+            due = sorted(
+                (self.sweep_sort[image_id], image_id)
+                for image_id in self.sweep_partitioned
+                if image_id in self.records
+                and image_id in self.sweep_sort
+                and sweep_partition(image_id) == partition
+                and self.sweep_sort[image_id] <= now
+            )
+            return [self.records[image_id] for _, image_id in due[:limit]]
+
+    def in_sweep_index(self, image_id: str) -> str | None:
+        """The record's due time in the sweep index, or None when it is not in it."""
+        with self._lock:
+            if image_id in self.sweep_partitioned and image_id in self.records:
+                return self.sweep_sort.get(image_id)
+            return None
 
     # -- writes --------------------------------------------------------------------
 
@@ -111,76 +154,68 @@ class FakeImageRepository(ImageRepository):
             self._before_create()
         with self._lock:
             self.create_calls += 1
-            if record.id in self.records:
-                raise ConditionFailed(record.id)
             if idempotency is not None:
                 existing = self.keys.get((idempotency.user_id, idempotency.key))
                 # attribute_not_exists(PK) OR ttl < :now
                 if existing is not None and not existing.expires_at_epoch < now_epoch:
                     raise IdempotencyKeyTaken(existing)
+                if record.id in self.records:
+                    raise TransactionConflict()  # the image's condition cancelled the transaction
                 self.keys[(idempotency.user_id, idempotency.key)] = idempotency
-            self.records[record.id] = record
+            elif record.id in self.records:
+                raise ConditionFailed(record.id)
+            self._store_new(record)
 
     def refresh_upload_window(self, image_id: str, expires_at: str, now: str) -> ImageRecord:
         return self._apply(
-            image_id, (ImageStatus.PENDING,), {"upload_expires_at": expires_at, "updated_at": now}, bump=False
+            image_id,
+            (ImageStatus.PENDING,),
+            {"upload_expires_at": expires_at, "updated_at": now},
+            sweep_sort=expires_at,
         )
 
     def start_processing(self, image_id: str, now: str, deadline: str) -> ImageRecord:
         with self._lock:
             current = self.records.get(image_id)
             uploaded_at = current.uploaded_at if current is not None and current.uploaded_at else now
-            self.deadlines[image_id] = deadline
-        return self._apply(
-            image_id,
-            (ImageStatus.PENDING, ImageStatus.PROCESSING),
-            {"status": ImageStatus.PROCESSING, "updated_at": now, "uploaded_at": uploaded_at},
-            bump=False,
-        )
+            return self._apply_locked(
+                image_id,
+                (ImageStatus.PENDING, ImageStatus.PROCESSING),
+                {"status": ImageStatus.PROCESSING, "updated_at": now, "uploaded_at": uploaded_at},
+                sweep=deadline,
+            )
 
     def finish_processing(self, image_id: str, outcome: ProcessingOutcome, event_id: str, now: str) -> ImageRecord:
+        values = _terminal(outcome.status, event_id, now, outcome.error_code, outcome.error_message)
+        values.update(width=outcome.width, height=outcome.height, placeholder=outcome.placeholder)
+        # ``version`` counts metadata edits (PATCH), not processing.
+        return self._apply(image_id, (ImageStatus.PROCESSING,), values, sweep=now)
+
+    def expire(self, image_id: str, event_id: str, closed_before: str, now: str) -> ImageRecord:
+        values = _terminal(ImageStatus.EXPIRED, event_id, now, "upload_expired", EXPIRED_MESSAGE)
         return self._apply(
             image_id,
-            (ImageStatus.PROCESSING,),
-            {
-                "status": outcome.status,
-                "updated_at": now,
-                "event_id": event_id,
-                "event_occurred_at": now,
-                "event_published": False,
-                "width": outcome.width,
-                "height": outcome.height,
-                "placeholder": outcome.placeholder,
-                "error_code": outcome.error_code,
-                "error_message": outcome.error_message,
-            },
-            bump=False,  # ``version`` counts metadata edits (PATCH), not processing
+            (ImageStatus.PENDING,),
+            values,
+            sweep=now,
+            # uploadExpiresAt < :closedBefore (false when the record has none)
+            condition=lambda r: r.upload_expires_at is not None and r.upload_expires_at < closed_before,
         )
 
     def fail_stalled(self, image_id: str, event_id: str, now: str) -> ImageRecord:
-        with self._lock:
-            # GSI3SK <= :now: an attempt that started again moved the deadline on.
-            if self.deadlines.get(image_id, now) > now:
-                raise ConditionFailed(image_id)
+        values = _terminal(ImageStatus.FAILED, event_id, now, STALLED_CODE, STALLED_MESSAGE)
         return self._apply(
             image_id,
             (ImageStatus.PROCESSING,),
-            {
-                "status": ImageStatus.FAILED,
-                "updated_at": now,
-                "event_id": event_id,
-                "event_occurred_at": now,
-                "event_published": False,
-                "error_code": STALLED_CODE,
-                "error_message": STALLED_MESSAGE,
-            },
-            bump=False,
+            values,
+            sweep=now,
+            # GSI3SK <= :now: an attempt that started again moved the deadline on (and a
+            # record with no deadline at all has none that passed).
+            condition=lambda r: self.sweep_sort.get(r.id) is not None and self.sweep_sort[r.id] <= now,
         )
 
     def postpone_sweep(self, image_id: str, due: str) -> ImageRecord:
-        with self._lock:
-            self.deadlines[image_id] = due
-        return self._apply(image_id, (ImageStatus.PENDING,), {}, bump=False)
+        return self._apply(image_id, (ImageStatus.PENDING,), {}, sweep_sort=due)
 
     def mark_event_published(self, image_id: str, event_id: str) -> None:
         with self._lock:
@@ -188,24 +223,205 @@ class FakeImageRepository(ImageRepository):
                 self.fail_mark_published -= 1
                 raise TransientFailure("simulated crash before the record says 'published'")
             current = self.records.get(image_id)
+            # eventId = :event (nothing else: also on a record whose delete began)
             if current is None or current.event_id != event_id:
                 raise ConditionFailed(image_id)
             self.records[image_id] = current.model_copy(update={"event_published": True})
+            self._leave_sweep_index(image_id)
+
+    # -- the table's state ---------------------------------------------------------
+
+    def _store_new(self, record: ImageRecord) -> None:
+        self.records[record.id] = record
+        self.listed.add(record.id)
+        self.purged.discard(record.id)
+        self._leave_sweep_index(record.id)
+        due = sweep_due(record)
+        if due is not None:
+            self.sweep_partitioned.add(record.id)
+            self.sweep_sort[record.id] = due
+
+    def _leave_sweep_index(self, image_id: str) -> None:
+        self.sweep_partitioned.discard(image_id)
+        self.sweep_sort.pop(image_id, None)
 
     def _apply(
-        self, image_id: str, expected: Iterable[ImageStatus], values: dict[str, Any], *, bump: bool
+        self,
+        image_id: str,
+        expected: Iterable[ImageStatus],
+        values: dict[str, Any],
+        *,
+        sweep: str | None = None,
+        sweep_sort: str | None = None,
+        condition: Callable[[ImageRecord], bool] | None = None,
     ) -> ImageRecord:
         with self._lock:
-            current = self.records.get(image_id)
-            # attribute_exists(PK) AND attribute_not_exists(deletedAt) AND #status IN (...)
-            if current is None or current.deleted_at is not None or current.status not in tuple(expected):
-                raise ConditionFailed(image_id)
-            update = dict(values)
-            if bump:
-                update["version"] = current.version + 1
-            updated = current.model_copy(update=update)
-            self.records[image_id] = updated
+            return self._apply_locked(
+                image_id, expected, values, sweep=sweep, sweep_sort=sweep_sort, condition=condition
+            )
+
+    def _apply_locked(
+        self,
+        image_id: str,
+        expected: Iterable[ImageStatus],
+        values: dict[str, Any],
+        *,
+        sweep: str | None = None,
+        sweep_sort: str | None = None,
+        condition: Callable[[ImageRecord], bool] | None = None,
+    ) -> ImageRecord:
+        """One conditional update. ``sweep`` sets both sweep index keys (the record is due
+        then); ``sweep_sort`` sets only the sort key (GSI3SK), as the expressions that set
+        only that attribute do, so a record without a partition stays out of the index."""
+        current = self.records.get(image_id)
+        # attribute_exists(PK) AND attribute_not_exists(deletedAt) AND #status IN (...) [AND ...]
+        if (
+            current is None
+            or current.deleted_at is not None
+            or current.status not in tuple(expected)
+            or (condition is not None and not condition(current))
+        ):
+            raise ConditionFailed(image_id)
+        updated = current.model_copy(update=values)
+        self.records[image_id] = updated
+        if sweep is not None:
+            self.sweep_partitioned.add(image_id)
+            self.sweep_sort[image_id] = sweep
+        if sweep_sort is not None:
+            self.sweep_sort[image_id] = sweep_sort
+        return updated
+
+
+def _terminal(
+    status: ImageStatus, event_id: str, now: str, error_code: str | None, error_message: str | None
+) -> dict[str, Any]:
+    """What every terminal transition writes (the event not yet published, the error if any)."""
+    return {
+        "status": status,
+        "updated_at": now,
+        "event_id": event_id,
+        "event_occurred_at": now,
+        "event_published": False,
+        "error_code": error_code,
+        "error_message": error_message,
+    }
+
+
+# What a purged tombstone no longer keeps (``ImageQueries.finish_delete``), as record fields.
+_DROPPED_ON_PURGE = (
+    "title",
+    "description",
+    "tags",
+    "album_id",
+    "width",
+    "height",
+    "placeholder",
+    "legacy_thumbnail_key",
+    "uploaded_at",
+    "upload_expires_at",
+    "error_code",
+    "error_message",
+    "event_id",
+    "event_occurred_at",
+)
+
+
+def _cleared(name: str) -> Any:
+    """The value a record field reads as once its attribute is removed: its default."""
+    return ImageRecord.model_fields[name].get_default(call_default_factory=True)
+
+
+def _index_position(record: ImageRecord, index: str) -> dict[str, Any]:
+    """The LastEvaluatedKey DynamoDB gives for ``record`` on ``index``: the table's keys and the index's."""
+    item = record_to_item(record)
+    return {name: item[name] for name in ("PK", "SK", f"{index}PK", f"{index}SK")}
+
+
+def _order(position: Mapping[str, Any], index: str) -> tuple[str, str, str]:
+    # An index sorts by its sort key, then (for equal ones) by the table's keys.
+    return (position[f"{index}SK"]["S"], position["PK"]["S"], position["SK"]["S"])
+
+
+class FakeImageQueries(ImageQueries):
+    """Listing and metadata writes over a ``FakeImageRepository``'s records and indexes,
+    with the conditions of the real ``ImageQueries``."""
+
+    def __init__(self, images: FakeImageRepository) -> None:
+        # The real __init__ only stores a client; the fake has none on purpose.
+        self._images = images
+
+    def list_for_user(self, user_id: str, limit: int, start: dict[str, Any] | None, album_id: str | None) -> Page:
+        repo = self._images
+        index = "GSI1" if album_id is None else "GSI2"
+        with repo._lock:
+            members = [
+                repo.records[image_id]
+                for image_id in repo.listed
+                if image_id in repo.records
+                and repo.records[image_id].user_id == user_id
+                and (album_id is None or repo.records[image_id].album_id == album_id)
+            ]
+        positions = sorted(
+            ((_index_position(r, index), r) for r in members), key=lambda pair: _order(pair[0], index), reverse=True
+        )
+        if start is not None:  # newest first: everything after the start key sorts before it
+            positions = [pair for pair in positions if _order(pair[0], index) < _order(start, index)]
+        page = positions[:limit]
+        # Like moto, a key only when more items follow (DynamoDB may also give one for a
+        # page that ends exactly at the last item; the service then serves an empty page).
+        last_key = page[-1][0] if len(positions) > limit else None
+        return Page(records=[r for _, r in page], last_key=last_key)
+
+    def update_metadata(
+        self, image_id: str, user_id: str, changes: Mapping[str, Any], expected_version: int, now: str
+    ) -> ImageRecord:
+        repo = self._images
+        with repo._lock:
+            current = repo.records.get(image_id)
+            # attribute_exists(PK) AND attribute_not_exists(deletedAt) AND userId = :me AND version = :expected
+            if (
+                current is None
+                or current.deleted_at is not None
+                or current.user_id != user_id
+                or current.version != expected_version
+            ):
+                raise WriteRejected(current)
+            update = {name: _cleared(name) if value is None else value for name, value in changes.items()}
+            updated = current.model_copy(update={**update, "version": current.version + 1, "updated_at": now})
+            repo.records[image_id] = updated
             return updated
+
+    def begin_delete(self, image_id: str, user_id: str, now: str) -> ImageRecord:
+        repo = self._images
+        with repo._lock:
+            current = repo.records.get(image_id)
+            # attribute_exists(PK) AND attribute_not_exists(purged) AND userId = :me
+            if current is None or image_id in repo.purged:
+                raise WriteRejected(None)
+            if current.user_id != user_id:
+                raise WriteRejected(current)
+            updated = current.model_copy(update={"deleted_at": current.deleted_at or now})
+            repo.records[image_id] = updated
+            repo.listed.discard(image_id)
+            repo.sweep_partitioned.add(image_id)
+            repo.sweep_sort[image_id] = format_time(parse_time(now) + DELETE_FINISH_DELAY)
+            return updated
+
+    def finish_delete(self, image_id: str) -> None:
+        repo = self._images
+        with repo._lock:
+            current = repo.records.get(image_id)
+            if current is None or current.deleted_at is None:
+                return  # already gone, or not being deleted
+            repo.listed.discard(image_id)
+            repo._leave_sweep_index(image_id)
+            if current.legacy_image_key is None:
+                del repo.records[image_id]
+                return
+            # An imported image: a purged tombstone, so no import re-creates it.
+            update = {name: _cleared(name) for name in _DROPPED_ON_PURGE}
+            repo.records[image_id] = current.model_copy(update={**update, "original_filename": ""})
+            repo.purged.add(image_id)
 
 
 @dataclass
@@ -227,6 +443,10 @@ class FakeObjectStore(ObjectStore):
         self.reads = 0
         self.fail_reads = 0  # how many read_upload calls fail (transiently) first
         self._lock = threading.Lock()
+
+    @property
+    def upload_bucket(self) -> str:
+        return UPLOAD_BUCKET
 
     def presign_upload(self, key: str, content_type: str, size: int, expires_in: int) -> UploadForm:
         with self._lock:
