@@ -1,7 +1,8 @@
-"""Domain errors. Each carries the API error code and HTTP status it maps to.
+"""Domain errors. Each carries the API error code (API.md) and a message for the client.
 
 Services raise these; ``chalicelib.api.http`` is the one place that turns them into
-responses. Messages are written for API clients: no AWS or library internals.
+responses, and the only one that knows their HTTP status (``http.HTTP_STATUS``). Messages
+are written for API clients: no AWS or library internals.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ class FieldProblem(NamedTuple):
 
 
 class DomainError(Exception):
-    status_code = 500
     code = "internal_error"
     default_message = "Something went wrong on our side. Try again later."
 
@@ -26,13 +26,12 @@ class DomainError(Exception):
 
 
 class ValidationFailed(DomainError):
-    """A 400 that names what is wrong: API.md gives every validation error ``details``.
+    """An invalid request that names what is wrong: API.md gives every validation error ``details``.
 
     ``details`` is required; a problem of the body as a whole (not JSON, nothing to update)
     names the field ``body``. An empty sequence still answers with one detail, on ``body``.
     """
 
-    status_code = 400
     code = "validation_error"
     default_message = "The request is not valid."
 
@@ -42,23 +41,19 @@ class ValidationFailed(DomainError):
 
 
 class UnsupportedMediaType(DomainError):
-    status_code = 400
     code = "unsupported_media_type"
 
 
 class PayloadTooLarge(DomainError):
-    status_code = 413
     code = "payload_too_large"
 
 
 class Unauthenticated(DomainError):
-    status_code = 401
     code = "unauthorized"
     default_message = "A valid bearer token is required."
 
 
 class Forbidden(DomainError):
-    status_code = 403
     code = "forbidden"
     default_message = "You do not have access to this resource."
 
@@ -79,7 +74,6 @@ def quoted_id(value: str) -> str:
 
 
 class NotFound(DomainError):
-    status_code = 404
     code = "not_found"
     default_message = "No such resource."
 
@@ -90,38 +84,39 @@ class NotFound(DomainError):
 
 
 class InvalidCursor(DomainError):
-    status_code = 400
     code = "invalid_cursor"
     default_message = "The cursor is not valid for this query. Start again without a cursor."
 
 
 class VersionConflict(DomainError):
-    status_code = 409
     code = "version_conflict"
     default_message = "The image was changed since you read it. Fetch it again and retry with its version."
 
 
 class PreconditionRequired(DomainError):
-    status_code = 428
     code = "precondition_required"
     default_message = "Send the version you last saw, in the body's 'version' or an If-Match header."
 
 
 class WebhookLimitReached(DomainError):
-    status_code = 409
     code = "webhook_limit_reached"
 
 
 class IdempotencyKeyReused(DomainError):
-    status_code = 422
     code = "idempotency_key_reused"
     default_message = "This Idempotency-Key was already used with a different request body."
+
+
+class StaleUpdate(DomainError):
+    """An import older than the stored record (``PUT /internal/images/{id}``)."""
+
+    code = "stale_update"
+    default_message = "A newer version of this image is already stored; the import changed nothing."
 
 
 class TransientFailure(DomainError):
     """An AWS dependency failed in a way a retry may fix (throttling, 5xx, timeouts)."""
 
-    status_code = 503
     code = "service_unavailable"
     default_message = "The service is temporarily unavailable. Retry with backoff."
 

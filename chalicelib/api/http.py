@@ -14,7 +14,23 @@ from pydantic_core import ErrorDetails
 
 from chalicelib import dependencies, logs
 from chalicelib.auth import Principal, bearer_token
-from chalicelib.errors import DomainError, FieldProblem, ValidationFailed
+from chalicelib.errors import (
+    DomainError,
+    FieldProblem,
+    Forbidden,
+    IdempotencyKeyReused,
+    InvalidCursor,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionRequired,
+    StaleUpdate,
+    TransientFailure,
+    Unauthenticated,
+    UnsupportedMediaType,
+    ValidationFailed,
+    VersionConflict,
+    WebhookLimitReached,
+)
 from chalicelib.models.common import pattern_message
 from chalicelib.models.responses import ErrorDetail, ErrorInfo, ErrorResponse
 
@@ -29,6 +45,35 @@ _CHALICE_CODES = {
     "NotFoundError": ("not_found", "No such resource."),
     "InternalServerError": ("internal_error", "Something went wrong on our side. Try again later."),
 }
+
+
+# The one mapping from domain error to HTTP status (API.md's table of error codes). Every
+# error type has its entry; a subclass of one (``ImportRefused`` is a ``Forbidden``) answers
+# like it, and ``DomainError`` itself, a crash, is the 500.
+HTTP_STATUS: dict[type[DomainError], int] = {
+    DomainError: 500,
+    ValidationFailed: 400,
+    UnsupportedMediaType: 400,
+    InvalidCursor: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    VersionConflict: 409,
+    WebhookLimitReached: 409,
+    StaleUpdate: 409,
+    PayloadTooLarge: 413,
+    IdempotencyKeyReused: 422,
+    PreconditionRequired: 428,
+    TransientFailure: 503,
+}
+
+
+def status_for(error: DomainError) -> int:
+    """The HTTP status of ``error``: its type's, or that of the nearest type it derives from."""
+    for kind in type(error).__mro__:
+        if kind in HTTP_STATUS:
+            return HTTP_STATUS[kind]
+    return HTTP_STATUS[DomainError]
 
 
 def request_id(request: Request | None) -> str:
@@ -49,6 +94,7 @@ def json_response(
 
 
 def error_response(error: DomainError, req_id: str) -> Response:
+    status = status_for(error)
     details = getattr(error, "details", None)
     info = ErrorInfo(
         code=error.code,
@@ -56,8 +102,8 @@ def error_response(error: DomainError, req_id: str) -> Response:
         request_id=req_id,
         details=[ErrorDetail(field=d.field, message=d.message) for d in details] if details else None,
     )
-    headers = {"WWW-Authenticate": 'Bearer realm="image-service"'} if error.status_code == 401 else {}
-    return json_response(ErrorResponse(error=info), error.status_code, headers)
+    headers = {"WWW-Authenticate": 'Bearer realm="image-service"'} if status == 401 else {}
+    return json_response(ErrorResponse(error=info), status, headers)
 
 
 def problem_message(error: ErrorDetails) -> str:
@@ -123,7 +169,7 @@ def api_view(view: Callable[..., Response]) -> Callable[..., Response]:
         try:
             return view(*args, **kwargs)
         except DomainError as exc:
-            if exc.status_code >= 500:
+            if status_for(exc) >= 500:
                 logs.error("request failed", exc_info=True, code=exc.code)
             return error_response(exc, _current_request_id())
         except Exception:

@@ -21,7 +21,7 @@ from collections.abc import Iterable
 
 from chalicelib import logs
 from chalicelib.auth import Principal
-from chalicelib.errors import DomainError, FieldProblem, Forbidden, ValidationFailed
+from chalicelib.errors import FieldProblem, Forbidden, StaleUpdate, ValidationFailed
 from chalicelib.models.common import UUID_PATTERN, ImageStatus, format_time
 from chalicelib.models.domain import ImageRecord
 from chalicelib.models.imports import ImportImageRequest
@@ -31,12 +31,6 @@ IMPORT_SCOPE = "images:import"
 _LEGACY_ID = re.compile(UUID_PATTERN)
 # The image bucket's prefix the API role may delete (scripts/iam_policies.py, "Renditions").
 LEGACY_KEY_PREFIX = "images/"
-
-
-class StaleUpdate(DomainError):
-    status_code = 409
-    code = "stale_update"
-    default_message = "A newer version of this image is already stored; the import changed nothing."
 
 
 class ImportRefused(Forbidden):

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.api.http import status_for
 from chalicelib.errors import (
     Forbidden,
     IdempotencyKeyReused,
@@ -259,7 +260,7 @@ def test_a_conflict_that_outlasts_the_retries_is_a_503_to_retry_not_a_crash() ->
     with pytest.raises(TransientFailure) as raised:
         world.service.create("alice", request(), "key-1")
 
-    assert raised.value.status_code == 503
+    assert status_for(raised.value) == 503
     assert world.repo.create_calls == 5
     assert world.images_of("alice") == []
 

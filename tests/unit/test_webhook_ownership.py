@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from chalicelib.api.http import status_for
 from chalicelib.errors import TransientFailure, ValidationFailed, WebhookLimitReached
 from chalicelib.services.webhooks import (
     MAX_WEBHOOKS_PER_USER,
@@ -147,7 +148,7 @@ def test_sns_refusing_the_endpoint_is_a_400_on_url_and_any_other_refusal_a_503()
         sns.refuse = (code, message)
         with pytest.raises(TransientFailure) as unavailable:
             service.create("alice", URL)
-        assert (unavailable.value.status_code, unavailable.value.code) == (503, "service_unavailable")
+        assert (status_for(unavailable.value), unavailable.value.code) == (503, "service_unavailable")
     assert webhooks.items == {} and sns.subscriptions == {}
 
 
