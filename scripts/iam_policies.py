@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chalicelib.repositories.keys import ALBUM_INDEX, SWEEP_INDEX, USER_INDEX
 from scripts.stage_config import CONFIG_PATH, LOCAL_STAGE, load_config, stage_environment
 
 APP_NAME = "image-service"
@@ -83,7 +84,7 @@ def _common(arns: StageArns, function: str) -> list[dict[str, Any]]:
 
 # The indexes the API queries: a user's images and webhooks (GSI1), an album's images
 # (GSI2). Not the sweep index (GSI3): only the sweeper reads it.
-API_INDEXES = ("GSI1", "GSI2")
+API_INDEXES = (USER_INDEX, ALBUM_INDEX)
 
 
 def api_policy(arns: StageArns) -> list[dict[str, Any]]:
@@ -149,7 +150,7 @@ def processor_policy(arns: StageArns) -> list[dict[str, Any]]:
 
 def sweeper_policy(arns: StageArns) -> list[dict[str, Any]]:
     return [
-        _statement("SweepIndex", ["dynamodb:Query"], [f"{arns.table}/index/GSI3"]),
+        _statement("SweepIndex", ["dynamodb:Query"], [f"{arns.table}/index/{SWEEP_INDEX}"]),
         # Transitions; and the last steps of a DELETE that stopped half-way (the record
         # removed, or an imported one read and kept as a purged tombstone).
         _statement("ImageTable", ["dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:GetItem"], [arns.table]),

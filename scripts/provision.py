@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.exceptions import ClientError
 
+from chalicelib.repositories.keys import INDEXES as KEY_INDEXES
 from chalicelib.repositories.webhooks import WEBHOOK_PROTOCOLS, delivery_attributes
 from scripts.stage_config import CONFIG_PATH, LOCAL_STAGE, apply_stage_environment, command_environment
 
@@ -122,8 +123,9 @@ def _code(exc: ClientError) -> str:
 # -- DynamoDB ---------------------------------------------------------------------------
 
 
-# GSI1: a user's images, GSI2: an album's, GSI3: the sparse sweep index (expiry and outbox).
-INDEXES = ("GSI1", "GSI2", "GSI3")
+# GSI1: a user's images, GSI2: an album's, GSI3: the sparse sweep index (expiry and outbox);
+# their keys are built in chalicelib/repositories/keys.py.
+INDEXES = KEY_INDEXES
 _KEY_ATTRIBUTES = ("PK", "SK", *(f"{name}{part}" for name in INDEXES for part in ("PK", "SK")))
 
 

@@ -245,10 +245,15 @@ def test_every_index_the_api_code_names_is_granted_and_the_sweep_index_only_to_t
     """A source scan beside the recorded calls: a new query on an index fails here."""
     import re
 
+    from chalicelib.repositories import keys
     from tests.conftest import PROJECT_ROOT
 
+    # An index is named in a literal or by its constant in keys.py (USER_INDEX, ...).
     named = {
-        path.name: set(re.findall(r'IndexName="(\w+)"', path.read_text()))
+        path.name: {
+            literal or getattr(keys, constant)
+            for literal, constant in re.findall(r'IndexName=(?:"(\w+)"|([A-Z_]+\b))', path.read_text())
+        }
         for path in (PROJECT_ROOT / "chalicelib" / "repositories").glob("*.py")
     }
     api_indexes = set().union(*named.values()) - {"GSI3"}
