@@ -13,21 +13,34 @@ import base64
 import io
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 from PIL import Image, ImageFile
 
-from processors import colour, structure
+from processors import colour, heif, structure
+from processors.phash import PHASH_SIDE, phash_from_grey
 from processors.sniff import sniff_format, webp_canvas_size
+from processors.thumbhash import thumbhash_base64
 from processors.types import EncodedImage, ImageRejected, Limits, ProcessedImage
 
-#: Decoders Pillow may use. Nothing outside this list is ever tried.
-ALLOWED_FORMATS: Final[tuple[str, ...]] = ("JPEG", "PNG", "WEBP", "GIF")
+#: Decoders Pillow may use. Nothing outside this list is ever tried, and for one upload
+#: only the decoder of the format its bytes were sniffed as.
+ALLOWED_FORMATS: Final[tuple[str, ...]] = ("JPEG", "PNG", "WEBP", "GIF", "HEIF", "AVIF")
+#: Decoded by plugins that are imported on the first such upload (processors/heif.py).
+_PLUGIN_FORMATS: Final = frozenset({"HEIF", "AVIF"})
 
-RENDITION_MAX_SIDE: Final = 2048
+#: The responsive ladder (API.md v1.1): each rendition fits inside S x S, smallest first.
+LADDER: Final[tuple[int, ...]] = (320, 640, 1024, 1600, 2048)
+RENDITION_MAX_SIDE: Final = LADDER[-1]
 RENDITION_QUALITY: Final = 85
+#: AVIF renditions (off unless asked for): libavif (aom) quality and speed, chosen with the
+#: measurements in docs/benchmarks.md ("AVIF renditions").
+AVIF_QUALITY: Final = 60
+AVIF_SPEED: Final = 8
+#: ThumbHash input: the smallest rendition fitted in 100 x 100 (the reference's limit).
+THUMBHASH_SIDE: Final = 100
 THUMBNAIL_SIDE: Final = 400
 THUMBNAIL_QUALITY: Final = 80
 PLACEHOLDER_MAX_CHARS: Final = 1024
@@ -107,7 +120,7 @@ def _corrupt() -> ImageRejected:
 def _unsupported() -> ImageRejected:
     return ImageRejected(
         "unsupported_format",
-        "This file is not a supported image. Upload a JPEG, PNG, WebP or GIF image.",
+        "This file is not a supported image. Upload a JPEG, PNG, WebP, GIF, HEIC or AVIF image.",
     )
 
 
@@ -159,14 +172,22 @@ def _check_bytes(data: bytes, limits: Limits) -> None:
         raise ImageRejected("corrupt_image", "The file is empty. Upload the image again.")
 
 
-def _open(data: bytes, limits: Limits, deadline: _Deadline) -> tuple[ImageFile.ImageFile, str]:
-    """Check the structure, open (header only) with the allow-list and check the pixel limit."""
+def _open(data: bytes, limits: Limits, deadline: _Deadline) -> tuple[ImageFile.ImageFile, str, bytes | None]:
+    """Check the structure, open (header only) with the sniffed format's decoder only and
+    check the pixel limit. Returns the image, its format and the ICC profile its pixels
+    are in (embedded, or made from a HEIF/AVIF nclx colour description; None: sRGB)."""
     sniffed = sniff_format(data)
     if sniffed is None:
         raise _unsupported()
     check_structure = _STRUCTURE_CHECKS.get(sniffed)
     if check_structure is not None:
         check_structure(data)
+    nclx_icc: bytes | None = None
+    if sniffed in _PLUGIN_FORMATS:
+        container = heif.check_structure(data, limits.max_pixels)
+        if container.nclx is not None and not container.has_icc:
+            nclx_icc = heif.nclx_icc(*container.nclx)
+        heif.register_plugins()
     if sniffed == "WEBP":
         # Pillow's WebP opener allocates the whole canvas, so check first.
         canvas = webp_canvas_size(data)
@@ -175,7 +196,7 @@ def _open(data: bytes, limits: Limits, deadline: _Deadline) -> tuple[ImageFile.I
         if canvas[0] * canvas[1] > limits.max_pixels:
             raise _too_large_pixels(*canvas, limits)
     try:
-        im = Image.open(_DeadlineReader(data, deadline), formats=ALLOWED_FORMATS)
+        im = Image.open(_DeadlineReader(data, deadline), formats=(sniffed,))
     except Image.DecompressionBombError:
         raise _bomb() from None
     except (MemoryError, ImageRejected):
@@ -192,7 +213,8 @@ def _open(data: bytes, limits: Limits, deadline: _Deadline) -> tuple[ImageFile.I
     if fmt not in ALLOWED_FORMATS or fmt != sniffed:
         # An allow-listed opener claimed bytes that do not start like that format.
         raise _unsupported()
-    return im, fmt
+    icc = im.info.get("icc_profile")
+    return im, fmt, bytes(icc) if isinstance(icc, (bytes, bytearray)) and icc else nclx_icc
 
 
 def _exif_block(im: Image.Image) -> bytes:
@@ -281,9 +303,16 @@ class Tuning:
     #: Make the thumbnail from the rendition, not from the decoded source,
     #: whenever the rendition is big enough (it always is unless panoramic).
     thumbnail_from_rendition: bool = True
-    #: Build the thumbnail and the placeholder in a worker thread while this
-    #: thread encodes the rendition (Pillow releases the GIL in resize/encode).
+    #: Encode in two lanes, the worker thread and this one (Pillow releases the GIL in
+    #: resize and encode): the largest rendition goes to the worker at once, the other
+    #: outputs are shared between the lanes by their estimated cost.
     concurrent: bool = True
+    #: Make each smaller rung of the ladder from the next larger one (not from the
+    #: decode): SSIM against a resize from the source is >= 0.998 (docs/benchmarks.md).
+    ladder_cascade: bool = True
+    #: libwebp ``method`` for the rungs below the largest (they are a fraction of its
+    #: pixels, so the smaller method costs little).
+    small_webp_method: int = 4
 
 
 DEFAULT_TUNING: Final = Tuning()
@@ -294,6 +323,60 @@ def _encode(im: Image.Image, quality: int, method: int) -> bytes:
     # Only the pixels: Pillow writes ICC/EXIF/XMP to WebP only when asked.
     im.save(out, format="WEBP", quality=quality, method=method)
     return out.getvalue()
+
+
+def _encode_avif(im: Image.Image) -> bytes:
+    heif.register_plugins()
+    out = io.BytesIO()
+    # The plugin falls back to im.info for exif/xmp/icc_profile (which Image.convert and
+    # resize carry over from the upload) and writes an EXIF orientation as irot/imir,
+    # which would rotate the upright pixels again: say "none" for each. One thread per
+    # encode: the pipeline runs two lanes of its own.
+    im.save(
+        out, format="AVIF", quality=AVIF_QUALITY, speed=AVIF_SPEED, exif=b"", xmp=b"", icc_profile=b"", max_threads=1
+    )
+    return out.getvalue()
+
+
+def ladder_sizes(width: int, height: int) -> tuple[tuple[int, int], ...]:
+    """The ladder's sizes for an image, smallest first, duplicates collapsed.
+
+    Sizes at or above the long edge all give the original size, so they become one rung.
+    """
+    sizes: list[tuple[int, int]] = []
+    for side in LADDER:
+        size = _fit_inside(width, height, side)
+        if size not in sizes:
+            sizes.append(size)
+    return tuple(sizes)
+
+
+def _dominant_color(im: Image.Image) -> str:
+    """The most common colour of a small sRGB image, as #rrggbb (median cut to 8 colours;
+    transparent pixels do not count)."""
+    rgb = im.convert("RGB")
+    quantized = rgb.quantize(colors=8, method=Image.Quantize.MEDIANCUT)
+    mask = im.getchannel("A").point(lambda a: 255 if a >= 128 else 0) if im.mode == "RGBA" else None
+    counts = quantized.histogram(mask=mask)
+    palette = quantized.getpalette() or [0, 0, 0]
+    best = max(range(len(counts)), key=counts.__getitem__) if any(counts) else 0
+    r, g, b = palette[3 * best : 3 * best + 3]
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def _fingerprints(smallest: Image.Image) -> tuple[str, str, str, float, float]:
+    """ThumbHash, dominant colour and perceptual hash of the upright sRGB picture, from
+    the smallest rendition; and the ms the ThumbHash (with the colour) and the pHash took."""
+    t0 = time.perf_counter()
+    small = smallest.resize(_fit_inside(*smallest.size, THUMBHASH_SIDE), _LANCZOS)
+    rgba = small.convert("RGBA")
+    thumbhash = thumbhash_base64(rgba.width, rgba.height, rgba.tobytes())
+    dominant = _dominant_color(small)
+    t1 = time.perf_counter()
+    grey = smallest.convert("L").resize((PHASH_SIDE, PHASH_SIDE), _LANCZOS)
+    phash = phash_from_grey(grey.tobytes())
+    t2 = time.perf_counter()
+    return thumbhash, dominant, phash, (t1 - t0) * 1000.0, (t2 - t1) * 1000.0
 
 
 def _placeholder(
@@ -331,18 +414,46 @@ def _centre_square(box: _Box) -> _Box:
     return (cx - side / 2.0, cy - side / 2.0, cx + side / 2.0, cy + side / 2.0)
 
 
-def process_image(data: bytes, limits: Limits, tuning: Tuning = DEFAULT_TUNING) -> ProcessedImage:
+@dataclass
+class _Job:
+    """One output to encode, with its estimated cost (pixels x format factor)."""
+
+    name: str
+    run: Callable[[], object]
+    cost: float
+
+
+def _run_jobs(jobs: list[_Job], timings: dict[str, float]) -> dict[str, object]:
+    results: dict[str, object] = {}
+    for job in jobs:
+        t0 = time.perf_counter()
+        results[job.name] = job.run()
+        step = job.name.split(":")[0]
+        timings[step] = timings.get(step, 0.0) + (time.perf_counter() - t0) * 1000.0
+    return results
+
+
+#: Relative encode cost per pixel (WebP method 2 = 1), measured on the corpus.
+_COST_WEBP_SLOW: Final = 1.6
+_COST_AVIF: Final = 6.0
+
+
+def process_image(
+    data: bytes, limits: Limits, tuning: Tuning = DEFAULT_TUNING, *, avif: bool = False
+) -> ProcessedImage:
     """See :func:`processors.process_image`; ``tuning`` is for benchmarks."""
     timings: dict[str, float] = {}
     start = t = time.perf_counter()
     deadline = _Deadline(limits.max_seconds)
     data = bytes(data)
     _check_bytes(data, limits)
-    im, fmt = _open(data, limits, deadline)
+    im, fmt, icc = _open(data, limits, deadline)
     raw_w, raw_h = im.size
 
-    orientation = _orientation(im) if fmt in ("JPEG", "WEBP") else 1
-    # Rendition size in stored (raw) coordinates.
+    # HEIF: libheif has applied irot/imir and pillow-heif reset the EXIF orientation, so
+    # there is nothing left to apply. AVIF: the plugin reports irot/imir as EXIF orientation.
+    orientation = _orientation(im) if fmt in ("JPEG", "WEBP", "AVIF") else 1
+    # Largest rendition's size in stored (raw) coordinates.
     rend_w, rend_h = _fit_inside(raw_w, raw_h, RENDITION_MAX_SIDE)
 
     box: tuple[float, float, float, float] = (0.0, 0.0, float(raw_w), float(raw_h))
@@ -360,18 +471,8 @@ def process_image(data: bytes, limits: Limits, tuning: Tuning = DEFAULT_TUNING) 
     # A decoder may only ever shrink the canvas relative to the header.
     if im.size[0] * im.size[1] > limits.max_pixels:
         raise _too_large_pixels(*im.size, limits)
-    icc = im.info.get("icc_profile")
     base = colour.to_working_mode(im)
     t = _timed(timings, "decode", t)
-    deadline.check()
-
-    # --- rendition resize (stored coordinates, source colour space) ---
-    gap = tuning.reducing_gap
-    if (rend_w, rend_h) == base.size and box == (0.0, 0.0, *map(float, base.size)):
-        rendition = base
-    else:
-        rendition = base.resize((rend_w, rend_h), _LANCZOS, box=box, reducing_gap=gap)
-    t = _timed(timings, "resize", t)
     deadline.check()
 
     transpose = _TRANSPOSE.get(orientation)
@@ -381,53 +482,122 @@ def process_image(data: bytes, limits: Limits, tuning: Tuning = DEFAULT_TUNING) 
         small = colour.to_srgb(small, icc)
         return small if transpose is None else small.transpose(transpose)
 
-    if tuning.thumbnail_from_rendition and (min(rend_w, rend_h) >= THUMBNAIL_SIDE or rendition is base):
-        thumb_src, thumb_box = rendition, (0.0, 0.0, float(rend_w), float(rend_h))
+    # --- largest rendition: resize in stored coordinates, then sRGB and upright ---
+    gap = tuning.reducing_gap
+    if (rend_w, rend_h) == base.size and box == (0.0, 0.0, *map(float, base.size)):
+        largest = base
     else:
-        thumb_src, thumb_box = base, box
-
-    def side_outputs() -> tuple[bytes, str, float, float]:
-        """Thumbnail and placeholder; runs in the worker thread."""
-        t0 = time.perf_counter()
-        thumb = thumb_src.resize(
-            (THUMBNAIL_SIDE, THUMBNAIL_SIDE),
-            _LANCZOS,
-            box=_centre_square(thumb_box),
-            reducing_gap=gap,
-        )
-        thumb_bytes = _encode(finish(thumb), THUMBNAIL_QUALITY, tuning.thumbnail_webp_method)
-        t1 = time.perf_counter()
-        uri = _placeholder(rendition, finish, tuning.webp_method)
-        t2 = time.perf_counter()
-        return thumb_bytes, uri, (t1 - t0) * 1000.0, (t2 - t1) * 1000.0
-
-    side_future: Future[tuple[bytes, str, float, float]] | None = None
-    if tuning.concurrent:
-        side_future = _pool().submit(side_outputs)
-
-    # --- rendition: sRGB, upright, encode (in this thread) ---
-    final = finish(rendition)
-    rendition_bytes = _encode(final, RENDITION_QUALITY, tuning.webp_method)
-    t = _timed(timings, "encode", t)
-
-    if side_future is not None:
-        thumbnail_bytes, placeholder, thumb_ms, placeholder_ms = side_future.result()
-        t = _timed(timings, "wait", t)
-    else:
-        thumbnail_bytes, placeholder, thumb_ms, placeholder_ms = side_outputs()
-        t = time.perf_counter()
+        largest = base.resize((rend_w, rend_h), _LANCZOS, box=box, reducing_gap=gap)
+    top = finish(largest)
+    t = _timed(timings, "resize", t)
     deadline.check()
-    timings["thumbnail"] = thumb_ms
-    timings["placeholder"] = placeholder_ms
+
+    pool = _pool() if tuning.concurrent else None
+    worker_jobs: list[_Job] = [
+        _Job(
+            f"encode:{top.width}x{top.height}",
+            lambda: _encode(top, RENDITION_QUALITY, tuning.webp_method),
+            top.width * top.height,
+        )
+    ]
+    worker_timings: dict[str, float] = {}  # written by the worker thread only, read after it is done
+    first_future = pool.submit(_run_jobs, worker_jobs, worker_timings) if pool is not None else None
+
+    # --- the rest of the ladder, smallest-but-one up to the top, from one decode ---
+    sizes = ladder_sizes(top.width, top.height)  # upright; the last one is top's size
+    rungs: dict[tuple[int, int], Image.Image] = {top.size: top}
+    previous = top
+    for size in reversed(sizes[:-1]):
+        if tuning.ladder_cascade:
+            rung = previous.resize(size, _LANCZOS, reducing_gap=gap)
+        else:
+            rung = finish(base.resize(_stored(size, orientation), _LANCZOS, box=box, reducing_gap=gap))
+        rungs[size] = rung
+        previous = rung
+    smallest = rungs[sizes[0]]
+    t = _timed(timings, "ladder", t)
+    deadline.check()
+
+    # --- the thumbnail: centre square of the largest rendition (or of the decode) ---
+    if tuning.thumbnail_from_rendition and (min(rend_w, rend_h) >= THUMBNAIL_SIDE or largest is base):
+        thumb_src, thumb_box, thumb_finish = top, (0.0, 0.0, float(top.width), float(top.height)), None
+    else:
+        thumb_src, thumb_box, thumb_finish = base, box, finish
+
+    def thumbnail() -> bytes:
+        thumb = thumb_src.resize(
+            (THUMBNAIL_SIDE, THUMBNAIL_SIDE), _LANCZOS, box=_centre_square(thumb_box), reducing_gap=gap
+        )
+        if thumb_finish is not None:
+            thumb = thumb_finish(thumb)
+        return _encode(thumb, THUMBNAIL_QUALITY, tuning.thumbnail_webp_method)
+
+    small_method = tuning.small_webp_method
+    slow = _COST_WEBP_SLOW if small_method > tuning.webp_method else 1.0
+    jobs: list[_Job] = [
+        _Job("thumbnail", thumbnail, THUMBNAIL_SIDE * THUMBNAIL_SIDE * _COST_WEBP_SLOW),
+        _Job("placeholder", lambda: _placeholder(smallest, lambda i: i, tuning.webp_method), 1.0),
+        _Job("fingerprints", lambda: _fingerprints(smallest), 1.0),
+    ]
+    for size in sizes[:-1]:
+        rung = rungs[size]
+        jobs.append(
+            _Job(
+                f"encode:{size[0]}x{size[1]}",
+                lambda rung=rung: _encode(rung, RENDITION_QUALITY, small_method),  # type: ignore[misc]
+                size[0] * size[1] * slow,
+            )
+        )
+    if avif:
+        for size in sizes:
+            rung = rungs[size]
+            jobs.append(
+                _Job(f"avif:{size[0]}x{size[1]}", lambda rung=rung: _encode_avif(rung), size[0] * size[1] * _COST_AVIF)
+            )  # type: ignore[misc]
+
+    # Longest job first into the lane with less work so far (the worker starts with `top`).
+    lanes: tuple[list[_Job], list[_Job]] = ([], [])
+    loads = [worker_jobs[0].cost, 0.0]
+    for job in sorted(jobs, key=lambda j: j.cost, reverse=True):
+        lane = 0 if pool is not None and loads[0] <= loads[1] else 1
+        lanes[lane].append(job)
+        loads[lane] += job.cost
+    second_future = pool.submit(_run_jobs, lanes[0], worker_timings) if pool is not None and lanes[0] else None
+    results = _run_jobs(lanes[1], timings)
+    if first_future is None:
+        results.update(_run_jobs(worker_jobs, timings))
+    t = _timed(timings, "main_lane", t)
+    for future in (first_future, second_future):
+        if future is not None:
+            results.update(future.result())
+    for step, ms in worker_timings.items():
+        timings[step] = timings.get(step, 0.0) + ms
+    t = _timed(timings, "wait", t)
+    deadline.check()
+
+    fingerprints = cast(tuple[str, str, str, float, float], results["fingerprints"])
+    thumbhash, dominant, phash, timings["thumbhash"], timings["phash"] = fingerprints
+    timings.pop("fingerprints", None)
+    webp = tuple(EncodedImage(cast(bytes, results[f"encode:{w}x{h}"]), w, h) for w, h in sizes)
+    avifs = tuple(EncodedImage(cast(bytes, results[f"avif:{w}x{h}"]), w, h, "avif") for w, h in sizes) if avif else ()
     timings["total"] = (t - start) * 1000.0
 
     swap = orientation >= 5
     return ProcessedImage(
-        rendition=EncodedImage(rendition_bytes, final.size[0], final.size[1]),
-        thumbnail=EncodedImage(thumbnail_bytes, THUMBNAIL_SIDE, THUMBNAIL_SIDE),
-        placeholder=placeholder,
+        rendition=webp[-1],
+        thumbnail=EncodedImage(cast(bytes, results["thumbnail"]), THUMBNAIL_SIDE, THUMBNAIL_SIDE),
+        placeholder=cast(str, results["placeholder"]),
         source_format=fmt,
         source_width=raw_h if swap else raw_w,
         source_height=raw_w if swap else raw_h,
         timings_ms=timings,
+        renditions=webp + avifs,
+        thumbhash=thumbhash,
+        dominant_color=dominant,
+        perceptual_hash=phash,
     )
+
+
+def _stored(size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    """An upright size in stored coordinates."""
+    return (size[1], size[0]) if orientation >= 5 else size

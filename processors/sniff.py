@@ -7,9 +7,18 @@ from typing import Final
 
 _PNG: Final = b"\x89PNG\r\n\x1a\n"
 
+#: ISOBMFF brands of HEIF still images coded with HEVC (what phones write) and of AVIF
+#: (still images, and image sequences whose first frame is used). ``mif1`` alone is
+#: the generic HEIF brand: the compatible brands then tell AVIF from HEIC.
+_HEIF_BRANDS: Final = frozenset({b"heic", b"heix", b"heim", b"heis"})
+_AVIF_BRANDS: Final = frozenset({b"avif", b"avis"})
+_GENERIC_BRANDS: Final = frozenset({b"mif1", b"msf1"})
+#: Bytes of ftyp read for compatible brands (a real ftyp box holds a handful).
+_MAX_FTYP: Final = 256
+
 
 def sniff_format(data: bytes) -> str | None:
-    """Return JPEG, PNG, WEBP or GIF when the magic bytes say so, else None."""
+    """Return JPEG, PNG, WEBP, GIF, HEIF or AVIF when the magic bytes say so, else None."""
     if data.startswith(b"\xff\xd8\xff"):
         return "JPEG"
     if data.startswith(_PNG):
@@ -18,6 +27,27 @@ def sniff_format(data: bytes) -> str | None:
         return "GIF"
     if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
+    return _sniff_isobmff(data)
+
+
+def _sniff_isobmff(data: bytes) -> str | None:
+    """HEIF or AVIF from an ISOBMFF ``ftyp`` box at the start (major, then compatible brands)."""
+    if len(data) < 16 or data[4:8] != b"ftyp":
+        return None
+    size = int.from_bytes(data[:4], "big")
+    if size < 16 or size > _MAX_FTYP or size % 4:
+        return None
+    major = data[8:12]
+    compatible = {data[i : i + 4] for i in range(16, min(size, len(data)) - 3, 4)}
+    if major in _AVIF_BRANDS:
+        return "AVIF"
+    if major in _HEIF_BRANDS:
+        return "HEIF"
+    if major in _GENERIC_BRANDS:
+        if compatible & _AVIF_BRANDS:
+            return "AVIF"
+        if compatible & _HEIF_BRANDS:
+            return "HEIF"
     return None
 
 

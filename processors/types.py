@@ -57,22 +57,35 @@ class Limits:
 class EncodedImage:
     """One encoded output."""
 
-    data: bytes  #: WebP bytes
+    data: bytes  #: the encoded bytes (WebP unless ``format`` says otherwise)
     width: int
     height: int
+    format: Literal["webp", "avif"] = "webp"
 
 
 @dataclass(frozen=True)
 class ProcessedImage:
     """Everything :func:`processors.process_image` derives from one upload."""
 
-    rendition: EncodedImage  #: longest side <= 2048, never enlarged, WebP q85
+    rendition: EncodedImage  #: longest side <= 2048, never enlarged, WebP q85 (the ladder's largest WebP)
     thumbnail: EncodedImage  #: exactly 400x400 centre cover crop, WebP q80
     placeholder: str  #: ``data:image/webp;base64,...``, at most 1024 characters
-    source_format: str  #: "JPEG" | "PNG" | "WEBP" | "GIF"
-    source_width: int  #: after EXIF orientation
+    source_format: str  #: "JPEG" | "PNG" | "WEBP" | "GIF" | "HEIF" | "AVIF"
+    source_width: int  #: after EXIF (or HEIF irot/imir) orientation
     source_height: int
     timings_ms: Mapping[str, float] = field(default_factory=dict)  #: per step
+    #: The responsive ladder: the image fitted inside 320, 640, 1024, 1600 and 2048 px,
+    #: never enlarged (sizes at or above the long edge collapse into one at the original
+    #: size). WebP smallest first, then, when asked for, AVIF smallest first. The last
+    #: WebP entry is ``rendition``.
+    renditions: tuple[EncodedImage, ...] = ()
+    #: ThumbHash bytes, standard base64, as thumbhash.js's ``thumbHashToRGBA`` decodes them.
+    thumbhash: str = ""
+    #: The most common colour (sRGB) as ``#rrggbb``.
+    dominant_color: str = ""
+    #: 64-bit DCT perceptual hash as 16 lowercase hex digits; compare with
+    #: :func:`processors.phash.distance`, look up with :func:`processors.phash.buckets`.
+    perceptual_hash: str = ""
 
 
 DEFAULT_LIMITS: Final[Limits] = Limits()

@@ -44,12 +44,13 @@ def test_formats_outside_the_allow_list_are_unsupported(sample: Image.Image, fmt
     [
         b"%PDF-1.7\n1 0 obj\n<<>>\nendobj\n",
         b'<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"/>',
-        b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00",
+        b"\x00\x00\x00\x18ftypisom\x00\x00\x02\x00isomiso2",  # an MP4 video: ISOBMFF but not HEIF
+        b"\x00\x00\x00\x18ftypmif1\x00\x00\x00\x00mif1jpeg",  # HEIF holding JPEG items only
         b"PK\x03\x04" + b"\x00" * 64,
         b"just some text that claims to be image/jpeg",
         b"RIFF\x10\x00\x00\x00WAVEfmt ",
     ],
-    ids=["pdf", "svg", "heic", "zip", "text", "wav"],
+    ids=["pdf", "svg", "mp4", "heif-jpeg", "zip", "text", "wav"],
 )
 def test_non_images_are_unsupported(data: bytes) -> None:
     _rejected(data, "unsupported_format")
