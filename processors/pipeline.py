@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Final, cast
 
 from PIL import Image, ImageFile
@@ -539,21 +540,12 @@ def process_image(
         _Job("placeholder", lambda: _placeholder(smallest, lambda i: i, tuning.webp_method), 1.0),
         _Job("fingerprints", lambda: _fingerprints(smallest), 1.0),
     ]
-    for size in sizes[:-1]:
-        rung = rungs[size]
-        jobs.append(
-            _Job(
-                f"encode:{size[0]}x{size[1]}",
-                lambda rung=rung: _encode(rung, RENDITION_QUALITY, small_method),  # type: ignore[misc]
-                size[0] * size[1] * slow,
-            )
-        )
+    for w, h in sizes[:-1]:
+        encode = partial(_encode, rungs[w, h], RENDITION_QUALITY, small_method)
+        jobs.append(_Job(f"encode:{w}x{h}", encode, w * h * slow))
     if avif:
-        for size in sizes:
-            rung = rungs[size]
-            jobs.append(
-                _Job(f"avif:{size[0]}x{size[1]}", lambda rung=rung: _encode_avif(rung), size[0] * size[1] * _COST_AVIF)
-            )  # type: ignore[misc]
+        for w, h in sizes:
+            jobs.append(_Job(f"avif:{w}x{h}", partial(_encode_avif, rungs[w, h]), w * h * _COST_AVIF))
 
     # Longest job first into the lane with less work so far (the worker starts with `top`).
     lanes: tuple[list[_Job], list[_Job]] = ([], [])

@@ -4,6 +4,7 @@
 #   2. Python 3.12 (pyenv's 3.12.x where pyenv exists, else python3.12 on PATH);
 #   3. the virtualenv at .venv with requirements-dev.txt.
 #   4. the real Uppy from npm for the browser tests (npm ci in tests/e2e/uppy).
+#   5. the reference thumbhash.js for the ThumbHash test (npm ci in tests/processors/thumbhash_js).
 # `make demo`, `make test` and `make up` call it; it does nothing when all is in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,7 +52,17 @@ if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ requirements-dev.
   # AVX2 where the CPU has it: Pillow-SIMD's resampling and colour paths use it.
   cflags=""
   grep -qw avx2 /proc/cpuinfo 2>/dev/null && cflags="-mavx2"
-  CC="cc $cflags" .venv/bin/python -m pip install -q -r requirements-dev.txt
+  # The Pillow plugins (pillow-heif, pillow-avif-plugin) declare a dependency on Pillow:
+  # everything else first, from copies of the requirement files without them, then they
+  # alone with --no-deps, so Pillow itself is never pulled in.
+  no_deps='^(pillow-heif|pillow-avif-plugin)=='
+  reqs=$(mktemp -d)
+  grep -vE "$no_deps" requirements.txt >"$reqs/requirements.txt"
+  sed "s|^-r requirements.txt|-r $reqs/requirements.txt|" requirements-dev.txt >"$reqs/requirements-dev.txt"
+  CC="cc $cflags" .venv/bin/python -m pip install -q -r "$reqs/requirements-dev.txt"
+  # shellcheck disable=SC2046  # one argument per requirement line
+  .venv/bin/python -m pip install -q --no-deps $(grep -E "$no_deps" requirements.txt)
+  rm -rf "$reqs"
   # Pillow-SIMD and Pillow share the PIL namespace; nothing may replace the SIMD build.
   if .venv/bin/python -m pip show pillow >/dev/null 2>&1; then
     echo "bootstrap: a dependency pulled in Pillow; restoring Pillow-SIMD" >&2
@@ -75,4 +86,12 @@ fi
 if [ ! -f "$uppy/node_modules/.package-lock.json" ] || [ "$uppy/package-lock.json" -nt "$uppy/node_modules/.package-lock.json" ]; then
   echo "bootstrap: installing Uppy for the browser tests (npm ci in $uppy)"
   (cd "$uppy" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+fi
+
+# The ThumbHash test (tests/processors/test_processors_thumbhash.py) runs the reference
+# thumbhash.js with node on the same pixels as processors/thumbhash.py.
+thumbhash_js=tests/processors/thumbhash_js
+if [ ! -f "$thumbhash_js/node_modules/.package-lock.json" ] || [ "$thumbhash_js/package-lock.json" -nt "$thumbhash_js/node_modules/.package-lock.json" ]; then
+  echo "bootstrap: installing the reference thumbhash.js (npm ci in $thumbhash_js)"
+  (cd "$thumbhash_js" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
 fi
