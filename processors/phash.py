@@ -31,9 +31,11 @@ PHASH_SIDE: Final = 32
 #: Low frequencies kept per axis (8 x 8 = 64 bits).
 PHASH_KEEP: Final = 8
 #: Largest distance (differing bits of 64) at which two images are the same photo.
-#: Chosen from the distances measured over the corpus (docs/processing.md, "Duplicates"):
-#: the same photo resized to 1200 px and re-encoded at JPEG q60, or re-exported as PNG or
-#: WebP, is 0-2 bits away; different shots and crops of one subject 18 bits and more.
+#: Chosen from the distances measured over the corpus (docs/processing.md, "Duplicates";
+#: ``python -m tests.processors.phash_corpus``): the same photo resized to 1200 px and
+#: re-encoded at JPEG q60, re-exported as PNG or WebP or 5 % brighter is 0-2 bits away (49
+#: pairs); panned, zoomed or mirrored shots of one subject and other photos 22-38 (49
+#: pairs). 6 is three times the largest same-photo distance and keeps 7 bands of 9-10 bits.
 DUPLICATE_MAX_DISTANCE: Final = 6
 #: Bands, hence bucket keys per hash.
 BUCKET_COUNT: Final = DUPLICATE_MAX_DISTANCE + 1
