@@ -238,8 +238,8 @@ def _receive_all(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
         "Messages", []
     ):
         messages.extend(batch)
-        for message in batch:
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(batch)]
+        sqs.delete_message_batch(QueueUrl=queue_url, Entries=entries)
     return messages
 
 
