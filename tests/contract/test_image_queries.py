@@ -12,7 +12,7 @@ from chalicelib.models.domain import ImageRecord
 from chalicelib.repositories.images import WriteRejected, record_to_item
 from chalicelib.repositories.keys import sweep_partition
 from tests.contract.backends import Backend
-from tests.contract.test_image_repository import EPOCH, ID, OTHER, T0, T1, T2, pending
+from tests.contract.test_image_repository import COMPLETED, EPOCH, ID, OTHER, T0, T1, T2, pending
 
 
 def created_at(n: int) -> str:
@@ -298,3 +298,20 @@ def test_a_finished_delete_of_an_imported_image_leaves_a_purged_tombstone(backen
     assert patch.value.current == purged
     backend.queries.finish_delete(ID)
     assert backend.images.get(ID) == purged
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a bug in both: mark_event_published's condition is only eventId, so a mark that lands "
+    "after a DELETE's tombstone removes the tombstone's sweep entry, and a DELETE that then stops "
+    "half-way is never finished by the sweep",
+)
+def test_a_late_event_mark_leaves_a_tombstone_in_the_sweep_index(backend: Backend) -> None:
+    backend.images.create(pending(), None, EPOCH)
+    backend.images.start_processing(ID, T1, "2026-03-14T12:00:00.000Z")
+    backend.images.finish_processing(ID, COMPLETED, "event-1", T1)
+    backend.queries.begin_delete(ID, "alice", T2)  # the owner deletes while the event is announced
+
+    backend.images.mark_event_published(ID, "event-1")  # the announcer read the record before the delete
+
+    assert ID in [r.id for r in backend.images.due_for_sweep(sweep_partition(ID), "9999", 10)]
