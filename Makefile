@@ -27,7 +27,7 @@ test-fast: setup
 	$(PY) -m pytest tests/unit tests/processors -q
 
 up: setup
-	$(PY) scripts/local_stack.py
+	$(PY) -m local_stack
 
 lint: setup
 	$(VENV)/bin/ruff check .

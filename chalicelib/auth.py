@@ -1,6 +1,6 @@
 """Bearer token verification.
 
-``local`` stage: HS256 tokens signed with the stage's local secret (``scripts/token.py``
+``local`` stage: HS256 tokens signed with the stage's local secret (``scripts/mint_token.py``
 mints them). AWS stages: RS256 tokens from the Cognito user pool, verified against its
 JWKS with issuer and audience checks (ID tokens carry ``aud``; access tokens carry
 ``client_id``, which must then equal the audience).

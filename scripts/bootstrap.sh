@@ -2,7 +2,7 @@
 # Installs what the project needs on a fresh Debian machine, idempotently:
 #   1. the system libraries Pillow-SIMD builds against (apt-get, as root or with sudo);
 #   2. Python 3.12 (pyenv's 3.12.x where pyenv exists, else python3.12 on PATH);
-#   3. the virtualenv at .venv with requirements-dev.txt.
+#   3. the virtualenv at .venv with requirements-dev.txt, and the project installed into it (editable).
 #   4. the real Uppy from npm for the browser tests (npm ci in tests/e2e/uppy).
 #   5. the reference thumbhash.js for the ThumbHash test (npm ci in tests/processors/thumbhash_js).
 # `make demo`, `make test` and `make up` call it; it does nothing when all is in place.
@@ -70,6 +70,15 @@ if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ requirements-dev.
     CC="cc $cflags" .venv/bin/python -m pip install -q --no-deps --force-reinstall "$(grep -E '^pillow-simd' requirements.txt)"
   fi
   touch "$stamp"
+fi
+# The project itself, editable, so that its packages (chalicelib, infra, local_stack, ...)
+# import as themselves from anywhere, with no sys.path edits; again whenever pyproject.toml
+# changes (its package list). --no-deps: the requirement files pinned everything above.
+project_stamp=.venv/.project-installed
+if [ ! -f "$project_stamp" ] || [ pyproject.toml -nt "$project_stamp" ] || [ "$stamp" -nt "$project_stamp" ]; then
+  echo "bootstrap: installing the project into .venv (pip install -e . --no-deps)"
+  .venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .
+  touch "$project_stamp"
 fi
 
 # The browser tests load the real Uppy bundle (tests/e2e/test_browser_gallery.py): the

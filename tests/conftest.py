@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from chalicelib.auth import mint_local_token
-from scripts.stage_config import CORPUS_DIR, LOCAL_STAGE, stage_environment
+from infra.stage_config import CORPUS_DIR, LOCAL_STAGE, stage_environment
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 LOCAL_ENV = stage_environment(LOCAL_STAGE)

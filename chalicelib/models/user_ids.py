@@ -1,5 +1,5 @@
 """The one rule for a user id, wherever one enters: a token's ``sub``, an import body's
-``userId``, a legacy row the backfill reads, ``scripts/token.py``.
+``userId``, a legacy row the backfill reads, ``scripts/mint_token.py``.
 
 A user id becomes a path segment of object keys (``uploads/{userId}/{imageId}``,
 ``images/{userId}/{imageId}.webp``), of the ``imageUrl`` built from them (percent-encoded

@@ -429,7 +429,7 @@ class ImportRepository:
         """Unconditional BatchWriteItem puts, 25 at a time, unprocessed items retried.
 
         No conditions are possible here: callers decide beforehand that each record may
-        be written (see ``scripts/migration/backfill.py``).
+        be written (see ``migration/backfill.py``).
         """
         for chunk in chunked(records, BATCH_WRITE_LIMIT):
             pending: list[dict[str, Any]] = [{"PutRequest": {"Item": record_to_item(record)}} for record in chunk]

@@ -193,9 +193,9 @@ class MotoStage:
 def moto_stage() -> Iterator[MotoStage]:
     """The local stage's resources on moto, made by the provisioning code the stages use
     (as ``tests/functional/conftest.py``'s ``aws_stack``), for as long as the block runs."""
-    from scripts.moto_sns import match_sns_subscribe
-    from scripts.provision import Clients, StageResources, provision
-    from scripts.stage_config import FAKE_AWS_ENVIRONMENT
+    from infra.provision import Clients, StageResources, provision
+    from infra.stage_config import FAKE_AWS_ENVIRONMENT
+    from local_stack.moto_sns import match_sns_subscribe
     from tests.conftest import LOCAL_ENV
 
     with pytest.MonkeyPatch.context() as patch:

@@ -1,6 +1,6 @@
 """``WebhookRepository`` and ``SubscriptionGateway``: records per user, and SNS's identity
 rule for subscriptions, the same cases on the fakes and on DynamoDB and SNS (moto, with
-``scripts/moto_sns.py``'s Subscribe rule)."""
+``local_stack/moto_sns.py``'s Subscribe rule)."""
 
 from __future__ import annotations
 

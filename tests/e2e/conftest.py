@@ -8,8 +8,8 @@ from typing import Any
 import boto3
 import pytest
 
-from scripts.image_client import ImageServiceClient
-from scripts.stack_process import RunningStack, local_stack
+from image_client.client import ImageServiceClient
+from local_stack.process import RunningStack, local_stack
 from tests.conftest import local_token
 
 

@@ -25,7 +25,7 @@ import requests
 from PIL import Image
 from playwright.sync_api import ConsoleMessage, Page, expect, sync_playwright
 
-from scripts.stack_process import RunningStack, free_port
+from local_stack.process import RunningStack, free_port
 from tests.conftest import local_token
 
 CHROMIUM = Path("/usr/bin/chromium")

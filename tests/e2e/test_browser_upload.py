@@ -16,8 +16,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect, sync_playwright
 
-from scripts.image_client import ImageServiceClient
-from scripts.stack_process import RunningStack
+from image_client.client import ImageServiceClient
+from local_stack.process import RunningStack
 from tests.conftest import PROJECT_ROOT, local_token
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from scripts.local_stack import READY_LINE
-from scripts.stack_process import PROJECT_ROOT, RunningStack, free_port, local_stack
+from local_stack.process import PROJECT_ROOT, RunningStack, free_port, local_stack
+from local_stack.supervisor import READY_LINE
 
 
 def assert_api_error(response: requests.Response, status: int, code: str) -> None:
@@ -116,11 +116,12 @@ def wait_gone(pids: set[int], timeout: float) -> set[int]:
 
 @contextmanager
 def supervisor(*extra: str) -> Iterator[tuple[subprocess.Popen[str], list[str]]]:
-    """``python scripts/local_stack.py`` as ``make up`` runs it: its own process group, as a
+    """``python -m local_stack`` as ``make up`` runs it: its own process group, as a
     terminal's foreground job; yields once the ready line is out."""
     command = [
         sys.executable,
-        str(PROJECT_ROOT / "scripts" / "local_stack.py"),
+        "-m",
+        "local_stack",
         f"--aws-port={free_port()}",
         f"--api-port={free_port()}",
         f"--cdn-port={free_port()}",
@@ -217,7 +218,8 @@ def test_a_port_in_use_is_refused_before_anything_starts() -> None:
         result = subprocess.run(
             [
                 sys.executable,
-                str(PROJECT_ROOT / "scripts" / "local_stack.py"),
+                "-m",
+                "local_stack",
                 f"--api-port={api_port}",
                 f"--aws-port={free_port()}",
                 f"--cdn-port={free_port()}",
@@ -245,9 +247,8 @@ def test_a_stack_whose_test_process_is_killed_goes_with_it(tmp_path: Path) -> No
     """The e2e runs' guarantee: a test process that dies (SIGKILL) takes its stack along."""
     script = tmp_path / "holder.py"
     script.write_text(
-        "import sys, time\n"
-        f"sys.path.insert(0, {str(PROJECT_ROOT)!r})\n"
-        "from scripts.stack_process import local_stack\n"
+        "import time\n"
+        "from local_stack.process import local_stack\n"
         "with local_stack():\n"
         "    print('holding', flush=True)\n"
         "    time.sleep(600)\n"

@@ -10,7 +10,7 @@ import pytest
 import requests
 from PIL import Image
 
-from scripts.image_client import ApiError, ImageServiceClient
+from image_client.client import ApiError, ImageServiceClient
 
 
 def _user(prefix: str) -> str:

@@ -15,9 +15,9 @@ import pytest
 import requests
 from PIL import Image
 
-from scripts.stack_process import local_stack
-from scripts.subscriber import SnsVerificationError, verify_message
-from scripts.webhook_receiver import WebhookReceiver, local_certificates
+from image_client.sns_verify import SnsVerificationError, verify_message
+from local_stack.process import local_stack
+from local_stack.webhook_receiver import WebhookReceiver, local_certificates
 from tests.conftest import LOCAL_ENV, local_token
 
 TOPIC_ARN = LOCAL_ENV["EVENTS_TOPIC_ARN"]

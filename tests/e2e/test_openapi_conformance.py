@@ -9,7 +9,7 @@ from pathlib import Path
 
 import requests
 
-from scripts.stack_process import RunningStack
+from local_stack.process import RunningStack
 from tests.conftest import local_token
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from scripts.image_client import ImageServiceClient
-from scripts.stack_process import RunningStack, free_port
+from image_client.client import ImageServiceClient
+from local_stack.process import RunningStack, free_port
 from tests.conftest import PROJECT_ROOT, local_token
 
 UPLOAD_CLI = PROJECT_ROOT / "scripts" / "upload.py"

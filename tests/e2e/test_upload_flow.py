@@ -13,7 +13,7 @@ import pytest
 import requests
 from PIL import Image
 
-from scripts.image_client import ApiError
+from image_client.client import ApiError
 
 
 def _unique_user(prefix: str) -> str:

@@ -13,7 +13,7 @@ import pytest
 import requests
 from PIL import Image
 
-from scripts.image_client import ImageServiceClient
+from image_client.client import ImageServiceClient
 
 REFUSED = {
     "dot": ".",

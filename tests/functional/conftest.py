@@ -14,8 +14,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from scripts.moto_sns import match_sns_subscribe
-from scripts.stage_config import FAKE_AWS_ENVIRONMENT
+from infra.stage_config import FAKE_AWS_ENVIRONMENT
+from local_stack.moto_sns import match_sns_subscribe
 from tests.conftest import LOCAL_ENV, PROJECT_ROOT
 from tests.functional.support import EventCapture, Uploader
 
@@ -42,7 +42,7 @@ def aws_stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     from chalicelib import dependencies
-    from scripts.provision import Clients, StageResources, provision
+    from infra.provision import Clients, StageResources, provision
 
     match_sns_subscribe()  # SNS's answer to a Subscribe naming an existing subscription
     with mock_aws():

@@ -144,7 +144,7 @@ def test_the_upload_url_uses_transfer_acceleration_where_the_stage_enables_it(
 def test_reindexing_moves_records_with_the_old_album_key_into_their_owners_album(
     api: Any, aws_stack: Stack, auth_for: AuthFor
 ) -> None:
-    from scripts.reindex_albums import reindex
+    from operations.reindex_albums import reindex
 
     image_id = post_image(api, auth_for("alice"), albumId="summer-2026").json_body["id"]
     current = post_image(api, auth_for("alice"), albumId="summer-2026").json_body["id"]

@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
-from scripts import gateway_responses
+from infra import gateway_responses
 
 
 def _rendered(template: str) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def test_the_rest_api_id_comes_from_chalices_deployed_record() -> None:
 
 @pytest.mark.parametrize("stage", ["local", "dev", "staging", "prod"])
 def test_every_stage_allows_a_cross_origin_caller_so_its_gateway_errors_carry_cors_headers(stage: str) -> None:
-    from scripts.stage_config import stage_environment
+    from infra.stage_config import stage_environment
 
     assert gateway_responses.cross_origin_allowed(stage_environment(stage))
     resources = gateway_responses.template_resources(cross_origin=True)

@@ -48,7 +48,7 @@ def test_a_404_for_a_very_long_id_quotes_only_a_short_prefix(
 # -- user ids that would break object keys and URLs -------------------------------------
 #
 # chalicelib.models.user_ids refuses them wherever a user id enters: a token's subject
-# (401), an import body's userId (400 naming the field), scripts/token.py. The rest of the
+# (401), an import body's userId (400 naming the field), scripts/mint_token.py. The rest of the
 # range works end to end: tests/unit/test_user_ids.py checks every string against keys and
 # URLs, these the API over moto.
 
@@ -115,14 +115,14 @@ def test_any_other_subject_uploads_processes_lists_and_serves_its_image(
 
 
 def test_the_token_script_refuses_a_user_id_the_api_would_refuse(capsys: pytest.CaptureFixture[str]) -> None:
-    from scripts import token
+    from operations import mint_token
 
     for user_id in ("..", "a\nb", "a/b", ""):
         with pytest.raises(SystemExit) as exited:
-            token.main([user_id])
+            mint_token.main([user_id])
         assert exited.value.code == 2
         assert "user_id must" in capsys.readouterr().err
-    assert token.main(["Zoë %#?"]) == 0
+    assert mint_token.main(["Zoë %#?"]) == 0
     assert capsys.readouterr().out.count(".") == 2  # a JWT
 
 

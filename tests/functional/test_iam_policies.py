@@ -22,8 +22,8 @@ from chalicelib.repositories.queue import UploadQueue
 from chalicelib.services.announcer import EventAnnouncer
 from chalicelib.services.sweeper import Sweeper
 from chalicelib.settings import get_settings
-from scripts import iam_policies
-from scripts.stage_config import stage_environment
+from infra import iam_policies
+from infra.stage_config import stage_environment
 from tests.functional.support import image_bytes
 
 # botocore operation -> the IAM action that authorises it

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from scripts import upload
-from scripts.image_client import MAX_ATTEMPTS, ApiError, Cancelled, ImageServiceClient
+from image_client import upload
+from image_client.client import MAX_ATTEMPTS, ApiError, Cancelled, ImageServiceClient
 
 IMAGE_ID = "01JD3ZK4Q8N6W2T1R5Y7B9C0DE"
 

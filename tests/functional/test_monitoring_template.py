@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.monitoring_template import monitoring_template
+from infra.monitoring_template import monitoring_template
 
 CHALICE_FUNCTIONS = ("APIHandler", "HandleUploadEvents", "SweepUploads")
 

@@ -1,10 +1,10 @@
-"""scripts.provision against moto: a second run finds nothing to change."""
+"""infra.provision against moto: a second run finds nothing to change."""
 
 from __future__ import annotations
 
 import os
 
-from scripts.provision import Clients, Report, StageResources, provision
+from infra.provision import Clients, Report, StageResources, provision
 from tests.functional.conftest import Stack
 from tests.functional.support import receive_all
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from moto import mock_aws
 
-from scripts.provision import Clients, StageResources, provision, write_stage_config
-from scripts.stage_config import CONFIG_PATH, stage_environment
+from infra.provision import Clients, StageResources, provision, write_stage_config
+from infra.stage_config import CONFIG_PATH, stage_environment
 
 
 def test_an_aws_stage_gets_accelerated_uploads_a_cursor_secret_and_its_names_in_the_config(tmp_path: Path, monkeypatch):

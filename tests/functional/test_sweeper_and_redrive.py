@@ -20,7 +20,7 @@ from chalicelib.services.announcer import EventAnnouncer
 from chalicelib.services.processing import ProcessingService, UploadedObject
 from chalicelib.services.sweeper import Sweeper, SweepIncomplete, SweepReport
 from chalicelib.settings import get_settings
-from scripts import redrive
+from operations import redrive
 from tests.functional.support import deliver, image_bytes, upload_notifications
 from tests.reliability.faults import CrashAfterPublish, SimulatedCrash
 

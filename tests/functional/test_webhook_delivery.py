@@ -17,8 +17,8 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.services.webhooks import subscription_endpoint
-from scripts.provision import Clients, Report, StageResources, provision, write_stage_config
-from scripts.stage_config import CONFIG_PATH, stage_environment
+from infra.provision import Clients, Report, StageResources, provision, write_stage_config
+from infra.stage_config import CONFIG_PATH, stage_environment
 from tests.conftest import LOCAL_ENV
 from tests.functional.conftest import Stack
 

@@ -1,7 +1,7 @@
 """Each webhook record owns its SNS subscription: two users (or two records) with one URL
 never share one, a DELETE removes only its own, and a subscription removed behind the
 service's back leaves GET /webhooks. On moto, with SNS's rule for a Subscribe that names
-an existing subscription (``scripts/moto_sns.py``)."""
+an existing subscription (``local_stack/moto_sns.py``)."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def test_moto_answers_a_subscribe_naming_an_existing_subscription_as_sns_does(aw
 def test_the_moto_patch_refuses_a_moto_it_was_not_written_for(monkeypatch: pytest.MonkeyPatch) -> None:
     import moto
 
-    from scripts.moto_sns import MOTO_VERSION, match_sns_subscribe
+    from local_stack.moto_sns import MOTO_VERSION, match_sns_subscribe
 
     assert moto.__version__ == MOTO_VERSION
     monkeypatch.setattr(moto, "__version__", "5.3.0")

@@ -19,8 +19,8 @@ import boto3
 import psycopg
 import pytest
 
-from scripts.migration.sandbox import LocalStackProcess, TemporaryPostgres, find_initdb, free_port, seed_gallery
-from scripts.stage_config import LEGACY_SCHEMA
+from infra.stage_config import LEGACY_SCHEMA
+from migration.sandbox import LocalStackProcess, TemporaryPostgres, find_initdb, free_port, seed_gallery
 from tests.conftest import PROJECT_ROOT
 from tests.functional.conftest import api, aws_stack  # noqa: F401 - fixtures of the import endpoint tests
 
@@ -62,7 +62,7 @@ def gallery(postgres: TemporaryPostgres) -> Gallery:
 
 @pytest.fixture(scope="session")
 def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStackProcess]:
-    """``scripts/local_stack.py`` on free ports, for the commands that talk to DynamoDB."""
+    """``local_stack/supervisor.py`` on free ports, for the commands that talk to DynamoDB."""
     stack = LocalStackProcess(tmp_path_factory.mktemp("local-stack") / "stack.log").start()
     try:
         yield stack
@@ -72,7 +72,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack
 
 def provision_table(local_stack: LocalStackProcess, table_name: str) -> None:
     """A table of the stages' layout (``scripts/provision.py``'s own code) in the local stack."""
-    from scripts.provision import Report, StageResources, ensure_table
+    from infra.provision import Report, StageResources, ensure_table
 
     client = boto3.client("dynamodb", endpoint_url=local_stack.aws_endpoint, **FAKE_CLIENT_OPTIONS)
     resources = StageResources(
@@ -128,14 +128,16 @@ def api_stack_env(local_stack: LocalStackProcess) -> Iterator[dict[str, str]]:
         yield environment
 
 
-def run_command(script: str, *args: str, env: dict[str, str], timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """``python scripts/<script> args...`` as an operator runs it."""
+def run_command(
+    script: str, *args: str, env: dict[str, str], timeout: float = 120, cwd: Path = PROJECT_ROOT
+) -> subprocess.CompletedProcess[str]:
+    """``python scripts/<script> args...`` as an operator runs it (from ``cwd``)."""
     return subprocess.run(
         [sys.executable, str(PROJECT_ROOT / "scripts" / script), *args],
         capture_output=True,
         text=True,
         env=env,
-        cwd=PROJECT_ROOT,
+        cwd=cwd,
         timeout=timeout,
         check=False,
     )

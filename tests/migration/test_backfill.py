@@ -13,11 +13,12 @@ import pytest
 
 from chalicelib.models.domain import ImageRecord
 from chalicelib.repositories.imports import ImportRepository, UpsertOutcome
-from scripts.migration.backfill import Backfill, BackfillOptions, WriteMode
-from scripts.migration.legacy import LegacySource, row_to_record
-from scripts.migration.sandbox import free_port
-from scripts.migration.stage import StageTable, open_stage_table
-from scripts.migration.verify import Verification
+from migration.backfill import Backfill, BackfillOptions, WriteMode
+from migration.legacy import LegacySource, row_to_record
+from migration.sandbox import free_port
+from migration.stage import StageTable, open_stage_table
+from migration.verify import Verification
+from tests.conftest import PROJECT_ROOT
 from tests.migration.conftest import Gallery, run_command
 from tests.migration.misbehaving import RefusingDynamoDB
 
@@ -76,6 +77,29 @@ def test_every_row_is_migrated_and_the_verification_passes(
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "200 match, 0 missing, 0 differ" in verified.stdout
     assert json.loads((tmp_path / "report.json").read_text())["ok"] is True
+
+
+def test_a_backfill_and_its_verification_leave_their_files_under_the_ignored_folder(
+    gallery: Gallery, stack_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Run from a checkout with the defaults, the checkpoint and the verification report
+    land in ``.migration/`` (ignored by git), nothing beside it: ``git status`` stays clean."""
+    gallery.seed(20, start=90_000)
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    dsn = ("--dsn", gallery.dsn, "--stage", "local")
+    migrated = run_command("migrate_gallery.py", *dsn, "--no-progress", env=stack_env, cwd=checkout)
+    verified = run_command("verify_migration.py", *dsn, "--no-progress", env=stack_env, cwd=checkout)
+
+    assert migrated.returncode == 0, migrated.stderr
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert sorted(path.name for path in checkout.iterdir()) == [".migration"]
+    assert sorted(path.name for path in (checkout / ".migration").iterdir()) == [
+        "local.checkpoint.json",
+        "verify-local.json",
+    ]
+    assert json.loads((checkout / ".migration" / "verify-local.json").read_text())["ok"] is True
+    assert ".migration/" in (PROJECT_ROOT / ".gitignore").read_text().splitlines()
 
 
 @pytest.mark.parametrize("mode", MODES)

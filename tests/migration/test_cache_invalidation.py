@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scripts.migration.cache_invalidation import escape_glob, invalidate, invalidate_image, invalidate_user
+from migration.cache_invalidation import escape_glob, invalidate, invalidate_image, invalidate_user
 
 
 def fill(redis: Any, users: int, keys_per_user: int) -> None:

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from scripts.migration import checkpoint
-from scripts.migration.checkpoint import Checkpoint
-from scripts.migration.errors import MigrationError
-from scripts.migration.legacy import Position
+from migration import checkpoint
+from migration.checkpoint import Checkpoint
+from migration.errors import MigrationError
+from migration.legacy import Position
 
 
 def test_a_saved_checkpoint_loads_back_with_the_microsecond_position(tmp_path: Path) -> None:

@@ -16,8 +16,8 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from chalicelib.errors import TransientFailure
 from chalicelib.models.domain import ImageRecord
 from chalicelib.repositories.imports import ImportRepository, StoredVersion, UpsertOutcome
-from scripts.migration.legacy import LegacyRow, row_to_record
-from scripts.migration.stage import StageTable, open_stage_table
+from migration.legacy import LegacyRow, row_to_record
+from migration.stage import StageTable, open_stage_table
 from tests.migration.misbehaving import ScriptedDynamoDB
 
 TRANSACT = "DynamoDB_20120810.TransactWriteItems"

@@ -15,10 +15,10 @@ import requests
 from chalicelib.models.common import parse_time
 from chalicelib.repositories.images import TOMBSTONE_DAYS, ImageQueries
 from chalicelib.repositories.imports import ImportRepository, UpsertOutcome
-from scripts.migration.backfill import Backfill, BackfillOptions, WriteMode
-from scripts.migration.dual_write import DualWriteOutcome, DualWriter
-from scripts.migration.legacy import LegacySource, row_to_record
-from scripts.migration.stage import StageTable, open_stage_table
+from migration.backfill import Backfill, BackfillOptions, WriteMode
+from migration.dual_write import DualWriteOutcome, DualWriter
+from migration.legacy import LegacySource, row_to_record
+from migration.stage import StageTable, open_stage_table
 from tests.conftest import local_token
 from tests.functional.conftest import Stack
 from tests.functional.support import post_image

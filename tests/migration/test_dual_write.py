@@ -10,8 +10,8 @@ import pytest
 import requests
 from tenacity import wait_none
 
-from scripts.migration.dual_write import DualWriteOutcome, DualWriter
-from scripts.migration.sandbox import LocalStackProcess, free_port
+from migration.dual_write import DualWriteOutcome, DualWriter
+from migration.sandbox import LocalStackProcess, free_port
 from tests.conftest import local_token
 from tests.migration.misbehaving import MisbehavingServer
 

@@ -15,10 +15,10 @@ import pytest
 import requests
 from tenacity import wait_none
 
-from scripts.migration.dual_write import DualWriteOutcome, DualWriter
-from scripts.migration.legacy import LegacySource
-from scripts.migration.outbox import OUTBOX_SCHEMA, FileOutbox, PostgresOutbox
-from scripts.migration.sandbox import LocalStackProcess, free_port
+from migration.dual_write import DualWriteOutcome, DualWriter
+from migration.legacy import LegacySource
+from migration.outbox import OUTBOX_SCHEMA, FileOutbox, PostgresOutbox
+from migration.sandbox import LocalStackProcess, free_port
 from tests.conftest import PROJECT_ROOT, local_token
 from tests.migration.conftest import Gallery
 from tests.migration.misbehaving import MisbehavingServer
@@ -91,7 +91,7 @@ def test_a_dropped_write_lands_in_the_file_when_the_outbox_table_cannot_be_writt
 
 def replay(gallery: Gallery, url: str, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "scripts.migration.replay_outbox", "--dsn", gallery.dsn, "--url", url, *extra],
+        [sys.executable, "-m", "migration.replay_outbox", "--dsn", gallery.dsn, "--url", url, *extra],
         capture_output=True,
         text=True,
         cwd=PROJECT_ROOT,
@@ -190,7 +190,7 @@ def test_a_file_outbox_is_replayed_and_keeps_only_what_still_fails(
 def test_the_replay_without_a_token_or_the_table_is_a_one_line_error(gallery: Gallery) -> None:
     missing_table = replay(gallery, "http://127.0.0.1:1")
     no_token = subprocess.run(
-        [sys.executable, "-m", "scripts.migration.replay_outbox", "--dsn", gallery.dsn, "--url", "http://x"],
+        [sys.executable, "-m", "migration.replay_outbox", "--dsn", gallery.dsn, "--url", "http://x"],
         capture_output=True,
         text=True,
         cwd=PROJECT_ROOT,

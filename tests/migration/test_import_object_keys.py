@@ -16,8 +16,8 @@ from contextlib import contextmanager
 from typing import Any
 
 from chalicelib import aws
-from scripts import iam_policies
-from scripts.stage_config import stage_environment
+from infra import iam_policies
+from infra.stage_config import stage_environment
 from tests.functional.conftest import Stack
 from tests.functional.test_iam_policies import _allows
 from tests.migration.test_import_endpoint import legacy_body, put, user_headers

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from chalicelib.models.domain import ImageRecord
-from scripts.migration.backfill import WriteMode
-from scripts.migration.stage import StageTable, open_stage_table
+from migration.backfill import WriteMode
+from migration.stage import StageTable, open_stage_table
 from tests.migration.conftest import Gallery
 from tests.migration.test_backfill import MODES, backfill, repository
 from tests.migration.test_import_endpoint import legacy_body, put, user_headers

@@ -9,8 +9,8 @@ import pytest
 
 from chalicelib.models.common import ImageStatus
 from chalicelib.models.imports import ImportImageRequest
-from scripts.migration.legacy import LegacyRow, RowRejected, row_to_body, row_to_record
-from scripts.stage_config import LEGACY_SCHEMA, SHARED_DIR
+from infra.stage_config import LEGACY_SCHEMA, SHARED_DIR
+from migration.legacy import LegacyRow, RowRejected, row_to_body, row_to_record
 
 ROW_ID = "0b7f3c7e-8a63-4b8e-9a53-2b1d1e7c5a10"
 

@@ -1,4 +1,4 @@
-"""The local stack's patches of moto hot spots (scripts/local_stack.py) keep moto's
+"""The local stack's patches of moto hot spots (local_stack/supervisor.py) keep moto's
 behaviour: transactions stay all-or-nothing, the item size limit holds, queries come
 back in key order, and conditions are evaluated with their own values."""
 
@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from scripts.migration.stage import StageTable, open_stage_table
+from migration.stage import StageTable, open_stage_table
 
 
 @pytest.fixture

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from chalicelib.services.presenter import Presenter
-from scripts.migration.legacy import LegacySource, row_to_record
-from scripts.migration.read_routing import (
+from migration.legacy import LegacySource, row_to_record
+from migration.read_routing import (
     ImageServiceReader,
     ImageServiceUnavailable,
     ReadRouter,
@@ -22,7 +22,7 @@ from scripts.migration.read_routing import (
     ServiceAnswer,
     rollout_bucket,
 )
-from scripts.migration.sandbox import free_port
+from migration.sandbox import free_port
 from tests.conftest import PROJECT_ROOT
 from tests.migration.conftest import Gallery
 from tests.migration.misbehaving import MisbehavingServer
@@ -30,7 +30,7 @@ from tests.migration.misbehaving import MisbehavingServer
 USERS = [f"user-{n}" for n in range(10_000)]
 SPLIT_SCRIPT = """
 import json, sys
-from scripts.migration.read_routing import RolloutConfig
+from migration.read_routing import RolloutConfig
 config = RolloutConfig(use_image_service=True, percentage=float(sys.argv[1]))
 users = [f"user-{n}" for n in range(10_000)]
 print(json.dumps([u for u in users if config.routes_to_image_service(u)]))

@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from scripts import package_lambda
-from scripts.stage_config import stage_environment
+from infra import package_lambda
+from infra.stage_config import stage_environment
 
 pytestmark = pytest.mark.package
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.stage_config import CORPUS_DIR
+from infra.stage_config import CORPUS_DIR
 
 
 @pytest.fixture(scope="session")

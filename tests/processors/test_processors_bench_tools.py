@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 np = pytest.importorskip("numpy")
 
-from scripts import ssim  # noqa: E402 - needs numpy, checked just above
+from benchmarks import ssim  # noqa: E402 - needs numpy, checked just above
 
 
 def test_ssim_of_identical_images_is_one() -> None:

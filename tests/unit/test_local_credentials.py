@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from scripts.stage_config import FAKE_AWS_ENVIRONMENT, use_local_credentials
+from infra.stage_config import FAKE_AWS_ENVIRONMENT, use_local_credentials
 
 
 def test_the_local_stage_gets_motos_placeholder_credentials(monkeypatch: pytest.MonkeyPatch) -> None:

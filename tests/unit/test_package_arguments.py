@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.package_lambda import parse_args
+from infra.package_lambda import parse_args
 
 
 def test_the_local_stage_is_never_deployed(capsys: pytest.CaptureFixture[str]) -> None:

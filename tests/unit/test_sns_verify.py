@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from urllib3 import HTTPResponse
 
-from scripts.subscriber import (
+from image_client.sns_verify import (
     CertificateFetcher,
     SnsVerificationError,
     VerifiedMessage,

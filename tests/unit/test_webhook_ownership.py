@@ -1,5 +1,5 @@
 """Each webhook record owns its own SNS subscription (no IO: SNS's identity rule is in the
-fake gateway, as moto has it with scripts/moto_sns.py and as SNS has it)."""
+fake gateway, as moto has it with local_stack/moto_sns.py and as SNS has it)."""
 
 from __future__ import annotations
 

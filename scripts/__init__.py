@@ -1,1 +1,0 @@
-"""Operator commands. Each module runs as ``python scripts/<name>.py`` from the project root."""
