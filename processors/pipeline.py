@@ -311,9 +311,10 @@ class Tuning:
     #: Make each smaller rung of the ladder from the next larger one (not from the
     #: decode): SSIM against a resize from the source is >= 0.998 (docs/benchmarks.md).
     ladder_cascade: bool = True
-    #: libwebp ``method`` for the rungs below the largest (they are a fraction of its
-    #: pixels, so the smaller method costs little).
-    small_webp_method: int = 4
+    #: libwebp ``method`` for the rungs below the largest. 4 would cost 2.5x the encode
+    #: time of 2 for 1-2 % fewer bytes and +0.002 SSIM (docs/benchmarks.md): 2, like the
+    #: largest.
+    small_webp_method: int = 2
 
 
 DEFAULT_TUNING: Final = Tuning()
@@ -434,8 +435,9 @@ def _run_jobs(jobs: list[_Job], timings: dict[str, float]) -> dict[str, object]:
     return results
 
 
-#: Relative encode cost per pixel (WebP method 2 = 1), measured on the corpus.
-_COST_WEBP_SLOW: Final = 1.6
+#: Relative encode cost per pixel (WebP method 2 = 1), measured on the corpus
+#: (tests/processors/bench_ladder.py): method 4 about 2.5, AVIF (aom speed 8) about 6.
+_COST_WEBP_SLOW: Final = 2.5
 _COST_AVIF: Final = 6.0
 
 

@@ -91,14 +91,10 @@ def _encode_channel(factors: list[tuple[int, int, float]]) -> tuple[float, list[
     return dc, ac, scale
 
 
-def rgba_to_thumbhash(w: int, h: int, rgba: bytes) -> bytes:
-    """The ThumbHash of a w x h RGBA image (not premultiplied), w and h <= 100."""
-    if w > MAX_SIDE or h > MAX_SIDE:
-        raise ValueError(f"{w}x{h} doesn't fit in 100x100")
-    if len(rgba) != w * h * 4:
-        raise ValueError("rgba must hold w * h * 4 bytes")
-    n = w * h
-    reds, greens, blues, alphas = rgba[0::4], rgba[1::4], rgba[2::4], rgba[3::4]
+def _lpqa(
+    n: int, reds: bytes, greens: bytes, blues: bytes, alphas: bytes
+) -> tuple[list[float], list[float], list[float], list[float], bool]:
+    """The reference's average colour and LPQA conversion, pixel by pixel (with alpha)."""
     avg_r = avg_g = avg_b = avg_a = 0.0
     for r, g, b, a in zip(reds, greens, blues, alphas, strict=True):
         alpha = a / 255
@@ -110,11 +106,6 @@ def rgba_to_thumbhash(w: int, h: int, rgba: bytes) -> bytes:
         avg_r /= avg_a
         avg_g /= avg_a
         avg_b /= avg_a
-
-    has_alpha = avg_a < n
-    l_limit = 5 if has_alpha else 7
-    lx = max(1, _js_round(l_limit * w / max(w, h)))
-    ly = max(1, _js_round(l_limit * h / max(w, h)))
     lum: list[float] = [0.0] * n
     p: list[float] = [0.0] * n
     q: list[float] = [0.0] * n
@@ -128,6 +119,33 @@ def rgba_to_thumbhash(w: int, h: int, rgba: bytes) -> bytes:
         p[i] = (rf + gf) / 2 - bf
         q[i] = rf - gf
         av[i] = alpha
+    return lum, p, q, av, avg_a < n
+
+
+def rgba_to_thumbhash(w: int, h: int, rgba: bytes) -> bytes:
+    """The ThumbHash of a w x h RGBA image (not premultiplied), w and h <= 100."""
+    if w > MAX_SIDE or h > MAX_SIDE:
+        raise ValueError(f"{w}x{h} doesn't fit in 100x100")
+    if len(rgba) != w * h * 4:
+        raise ValueError("rgba must hold w * h * 4 bytes")
+    n = w * h
+    reds, greens, blues, alphas = rgba[0::4], rgba[1::4], rgba[2::4], rgba[3::4]
+    if alphas.count(255) == n:
+        # Opaque (most photos): alpha is 1.0, so the reference's "composite atop the
+        # average" is exactly c / 255 (avg * 0.0 + x == x, the average is not needed) and
+        # the per-pixel work can run as comprehensions over a table of the same products.
+        table = [1 / 255 * v for v in range(256)]
+        rs, gs, bs = [table[v] for v in reds], [table[v] for v in greens], [table[v] for v in blues]
+        has_alpha = False
+        lum = [(r + g + b) / 3 for r, g, b in zip(rs, gs, bs, strict=True)]
+        p = [(r + g) / 2 - b for r, g, b in zip(rs, gs, bs, strict=True)]
+        q = [r - g for r, g in zip(rs, gs, strict=True)]
+        av = [1.0] * n
+    else:
+        lum, p, q, av, has_alpha = _lpqa(n, reds, greens, blues, alphas)
+    l_limit = 5 if has_alpha else 7
+    lx = max(1, _js_round(l_limit * w / max(w, h)))
+    ly = max(1, _js_round(l_limit * h / max(w, h)))
 
     try:
         return _pack(w, h, lx, ly, has_alpha, lum, p, q, av, _fast_channel, guard=True)
