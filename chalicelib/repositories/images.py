@@ -266,6 +266,8 @@ class ImageRepository:
         return [item_to_record(item) for item in response.get("Items", [])]
 
     def mark_event_published(self, image_id: str, event_id: str) -> None:
+        """Record that the event went out. Refused (ConditionFailed) once a DELETE began: the
+        tombstone's sweep-index entry is the delete's, and removing it would strand the delete."""
         with translated_errors():
             self._client.update_item(
                 TableName=self._table,
@@ -273,7 +275,7 @@ class ImageRepository:
                 **update_arguments(
                     {"eventPublished": True},
                     remove=SWEEP_KEYS,
-                    condition="eventId = :event",
+                    condition="eventId = :event AND attribute_not_exists(deletedAt)",
                     values={":event": event_id},
                 ),
             )

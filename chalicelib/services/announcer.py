@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from chalicelib import logs
+from chalicelib.errors import ConditionFailed
 from chalicelib.metrics import NO_METRICS, Metrics
 from chalicelib.models.domain import ImageRecord
 from chalicelib.repositories.events import EventPublisher
@@ -34,7 +35,11 @@ class EventAnnouncer:
         if record.deleted_at is not None:
             return False  # its owner deleted it: no event, and the sweep index is the delete's now
         self._publisher.publish(self._presenter.event(record))
-        self._images.mark_event_published(record.id, record.event_id)
+        try:
+            self._images.mark_event_published(record.id, record.event_id)
+        except ConditionFailed:
+            # Deleted since it was read: the event went out, the tombstone keeps its sweep entry.
+            logs.info("event published for an image being deleted", imageId=record.id, eventId=record.event_id)
         logs.info("event published", imageId=record.id, eventId=record.event_id, status=record.status.value)
         self._metrics.emit("EventsPublished", 1, EventType=record.status.value)
         return True

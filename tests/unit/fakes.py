@@ -223,8 +223,8 @@ class FakeImageRepository(ImageRepository):
                 self.fail_mark_published -= 1
                 raise TransientFailure("simulated crash before the record says 'published'")
             current = self.records.get(image_id)
-            # eventId = :event (nothing else: also on a record whose delete began)
-            if current is None or current.event_id != event_id:
+            # eventId = :event AND attribute_not_exists(deletedAt)
+            if current is None or current.event_id != event_id or current.deleted_at is not None:
                 raise ConditionFailed(image_id)
             self.records[image_id] = current.model_copy(update={"event_published": True})
             self._leave_sweep_index(image_id)
