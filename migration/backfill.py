@@ -11,12 +11,12 @@ Newer wins, and two write modes keep that promise differently (docs/migration.md
 ``conditional`` (default)
     BatchGetItem reads the stored ``updatedAt``/``version`` of every row; rows stored as
     new or newer are counted without a write; the rest go out as TransactWriteItems of up
-    to 100 puts (``ImportRepository.put_all_if_unchanged``), each on condition that its
+    to 100 puts (``BatchImportRepository.put_all_if_unchanged``), each on condition that its
     stored record is still exactly the one seen (absent, or that ``updatedAt`` and
     ``version``). A write can never replace a newer record, by construction: whatever
     lands between the read and the transaction fails that row's condition, and DynamoDB
     then cancels the whole transaction (all or nothing); its rows are written again one by
-    one with the endpoint's conditional upsert (``ImportRepository.upsert``), which decides
+    one with the endpoint's conditional upsert (``BatchImportRepository.upsert``), which decides
     each from the record found. Transaction conflicts and throttling are retried with the
     same ClientRequestToken.
 
@@ -57,18 +57,16 @@ from tqdm import tqdm
 from chalicelib.errors import TransientFailure
 from chalicelib.models.common import format_time
 from chalicelib.models.domain import ImageRecord
-from chalicelib.repositories.imports import (
+from chalicelib.repositories.imports import StoredVersion, UpsertOutcome, content_digest
+from migration import checkpoint as checkpoints
+from migration.batch_repository import (
     BATCH_GET_LIMIT,
     BATCH_WRITE_LIMIT,
     TRANSACT_WRITE_LIMIT,
-    ImportRepository,
-    StoredVersion,
-    UpsertOutcome,
+    BatchImportRepository,
     chunked,
-    content_digest,
     refuses_the_request,
 )
-from migration import checkpoint as checkpoints
 from migration.checkpoint import Checkpoint
 from migration.errors import MigrationError
 from migration.legacy import TABLE, LegacyRow, LegacySource, Position, RowRejected, row_to_record
@@ -158,7 +156,7 @@ Seen = tuple[ImageRecord, StoredVersion | None]  # a record to write, and what t
 
 
 def partition(
-    repository: ImportRepository, pool: ThreadPoolExecutor, records: Sequence[ImageRecord], repair: bool = False
+    repository: BatchImportRepository, pool: ThreadPoolExecutor, records: Sequence[ImageRecord], repair: bool = False
 ) -> tuple[list[Seen], BatchResult]:
     """Read the stored versions (BatchGetItem) and keep the records that are newer.
 
@@ -209,7 +207,7 @@ class ConditionalWriter:
 
     def __init__(
         self,
-        repository: ImportRepository,
+        repository: BatchImportRepository,
         pool: ThreadPoolExecutor,
         before_write: Callable[[Sequence[ImageRecord]], None] | None = None,
         repair: bool = False,
@@ -261,7 +259,7 @@ class GuardedBatchWriter:
 
     def __init__(
         self,
-        repository: ImportRepository,
+        repository: BatchImportRepository,
         source: LegacySource,
         pool: ThreadPoolExecutor,
         before_write: Callable[[Sequence[ImageRecord]], None] | None = None,
@@ -669,7 +667,7 @@ class Backfill:
     def _writer(self, pool: ThreadPoolExecutor) -> ConditionalWriter | GuardedBatchWriter | None:
         if self._options.dry_run or self._table is None:
             return None
-        repository = ImportRepository(self._table.client, self._table.table_name, backfill_retrying())
+        repository = BatchImportRepository(self._table.client, self._table.table_name, backfill_retrying())
         # The repairing runs: a same-millisecond difference is written too (``partition``).
         repair = self._options.restart or self._options.retry_failures
         if self._options.write_mode is WriteMode.BATCH:

@@ -20,8 +20,9 @@ from tqdm import tqdm
 
 from chalicelib.errors import TransientFailure
 from chalicelib.models.domain import ImageRecord
-from chalicelib.repositories.imports import ROW_FIELDS, ImportRepository
+from chalicelib.repositories.imports import ROW_FIELDS
 from migration.backfill import backfill_retrying
+from migration.batch_repository import BatchImportRepository
 from migration.errors import MigrationError
 from migration.legacy import TABLE, LegacyRow, LegacySource, RowRejected, row_to_record
 from migration.stage import StageTable
@@ -109,7 +110,7 @@ class Verification:
         self._sample = sample
         self._progress = progress
         self._segments = scan_segments
-        self._repository = ImportRepository(table.client, table.table_name, backfill_retrying())
+        self._repository = BatchImportRepository(table.client, table.table_name, backfill_retrying())
 
     def _batches(self) -> Iterator[list[LegacyRow]]:
         if self._sample is not None:

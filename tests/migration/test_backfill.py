@@ -12,8 +12,9 @@ from typing import Any
 import pytest
 
 from chalicelib.models.domain import ImageRecord
-from chalicelib.repositories.imports import ImportRepository, UpsertOutcome
+from chalicelib.repositories.imports import UpsertOutcome
 from migration.backfill import Backfill, BackfillOptions, WriteMode
+from migration.batch_repository import BatchImportRepository
 from migration.legacy import LegacySource, row_to_record
 from migration.sandbox import free_port
 from migration.stage import StageTable, open_stage_table
@@ -30,8 +31,8 @@ def table(stack_env: dict[str, str]) -> StageTable:
     return open_stage_table("local")
 
 
-def repository(table: StageTable) -> ImportRepository:
-    return ImportRepository(table.client, table.table_name)
+def repository(table: StageTable) -> BatchImportRepository:
+    return BatchImportRepository(table.client, table.table_name)
 
 
 def backfill(

@@ -1,4 +1,4 @@
-"""The conditional backfill's batched writes (``ImportRepository.put_all_if_unchanged``):
+"""The conditional backfill's batched writes (``BatchImportRepository.put_all_if_unchanged``):
 all or nothing, each record on condition that its stored record is still the one seen,
 conflicts and throttling retried with the same token, lost races left to the caller."""
 
@@ -15,7 +15,8 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from chalicelib.errors import TransientFailure
 from chalicelib.models.domain import ImageRecord
-from chalicelib.repositories.imports import ImportRepository, StoredVersion, UpsertOutcome
+from chalicelib.repositories.imports import StoredVersion, UpsertOutcome
+from migration.batch_repository import BatchImportRepository
 from migration.legacy import LegacyRow, row_to_record
 from migration.stage import StageTable, open_stage_table
 from tests.migration.misbehaving import ScriptedDynamoDB
@@ -54,7 +55,7 @@ def seen(stored: ImageRecord) -> StoredVersion:
 
 
 def test_a_transaction_creates_and_replaces_what_is_still_as_it_was_seen(table: StageTable) -> None:
-    repository = ImportRepository(table.client, table.table_name)
+    repository = BatchImportRepository(table.client, table.table_name)
     stored = repository.upsert(record("old title")).record
     newer = record("new title", datetime(2022, 1, 1, tzinfo=UTC), image_id=stored.id).model_copy(update={"version": 2})
     fresh = record("fresh").model_copy(update={"version": 1})
@@ -68,7 +69,7 @@ def test_a_transaction_creates_and_replaces_what_is_still_as_it_was_seen(table: 
 
 
 def test_a_transaction_writes_nothing_when_one_record_changed_after_it_was_seen(table: StageTable) -> None:
-    repository = ImportRepository(table.client, table.table_name)
+    repository = BatchImportRepository(table.client, table.table_name)
     stored = repository.upsert(record("first")).record
     dual_written = repository.upsert(record("dual-written", datetime(2023, 1, 1, tzinfo=UTC), stored.id)).record
     stale = record("backfill copy", datetime(2022, 1, 1, tzinfo=UTC), stored.id).model_copy(update={"version": 2})
@@ -83,7 +84,7 @@ def test_a_transaction_writes_nothing_when_one_record_changed_after_it_was_seen(
 
 
 def test_a_new_record_is_not_written_over_one_created_after_it_was_seen_absent(table: StageTable) -> None:
-    repository = ImportRepository(table.client, table.table_name)
+    repository = BatchImportRepository(table.client, table.table_name)
     created_meanwhile = repository.upsert(record("created meanwhile")).record
     backfill_copy = record("backfill copy", image_id=created_meanwhile.id).model_copy(update={"version": 1})
 
@@ -94,7 +95,7 @@ def test_a_new_record_is_not_written_over_one_created_after_it_was_seen_absent(t
 # -- against a scripted endpoint: DynamoDB's answers that moto does not give ---------------
 
 
-def scripted_repository(server: ScriptedDynamoDB, attempts: int = 3) -> ImportRepository:
+def scripted_repository(server: ScriptedDynamoDB, attempts: int = 3) -> BatchImportRepository:
     client = boto3.client(
         "dynamodb",
         endpoint_url=server.url,
@@ -109,7 +110,7 @@ def scripted_repository(server: ScriptedDynamoDB, attempts: int = 3) -> ImportRe
         wait=wait_none(),
         reraise=True,
     )
-    return ImportRepository(client, "ImageMetadata-test", retrying)
+    return BatchImportRepository(client, "ImageMetadata-test", retrying)
 
 
 def cancelled(*codes: str) -> tuple[int, dict[str, Any]]:

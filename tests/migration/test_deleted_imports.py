@@ -14,8 +14,9 @@ import requests
 
 from chalicelib.models.common import parse_time
 from chalicelib.repositories.images import TOMBSTONE_DAYS, ImageQueries
-from chalicelib.repositories.imports import ImportRepository, UpsertOutcome
+from chalicelib.repositories.imports import UpsertOutcome
 from migration.backfill import Backfill, BackfillOptions, WriteMode
+from migration.batch_repository import BatchImportRepository
 from migration.dual_write import DualWriteOutcome, DualWriter
 from migration.legacy import LegacySource, row_to_record
 from migration.stage import StageTable, open_stage_table
@@ -194,7 +195,7 @@ def test_a_backfill_of_an_older_snapshot_does_not_bring_back_an_image_deleted_th
     counts = summary.counts
     assert (counts.read, counts.skipped_deleted, counts.unchanged, counts.created, counts.failed) == (30, 1, 29, 0, 0)
     assert late_retry is DualWriteOutcome.STALE
-    repository = ImportRepository(stage_table.client, stage_table.table_name)
+    repository = BatchImportRepository(stage_table.client, stage_table.table_name)
     assert repository.stored_versions([row.id])[row.id].deleted
     answer = requests.get(
         f"{local_stack.api_url}/images/{row.id}",
@@ -209,7 +210,7 @@ def test_neither_a_transaction_nor_an_upsert_replaces_a_tombstone(gallery: Galle
     gallery.seed(1)
     with LegacySource(gallery.dsn) as source:
         (row,) = source.rows_by_id(gallery.ids())
-    repository = ImportRepository(table.client, table.table_name)
+    repository = BatchImportRepository(table.client, table.table_name)
     record = row_to_record(row)
     repository.upsert(record)
     queries = ImageQueries(table.client, table.table_name)

@@ -10,8 +10,9 @@ from typing import Any
 
 from chalicelib.models.domain import ImageRecord
 from chalicelib.models.imports import ImportImageRequest
-from chalicelib.repositories.imports import ImportRepository, StoredVersion, UpsertOutcome
+from chalicelib.repositories.imports import StoredVersion, UpsertOutcome
 from chalicelib.services.imports import build_record
+from migration.batch_repository import BatchImportRepository
 from tests.functional.conftest import Stack
 from tests.functional.support import image_item, post_image
 from tests.migration.test_import_endpoint import legacy_body, put, user_headers
@@ -92,7 +93,7 @@ def test_an_upper_case_or_braced_uuid_is_refused_like_a_ulid(api: Any) -> None:
 def test_the_upsert_refuses_to_replace_a_record_it_did_not_import(api: Any, aws_stack: Stack) -> None:
     image_id = native_image(api)
     before = stored(aws_stack, image_id)
-    repository = ImportRepository(aws_stack.dynamodb, aws_stack.table_name)
+    repository = BatchImportRepository(aws_stack.dynamodb, aws_stack.table_name)
 
     for owner in ("mallory", "alice"):
         result = repository.upsert(imported_record(image_id, userId=owner, updatedAt="2099-01-01T00:00:00+00:00"))
@@ -102,7 +103,7 @@ def test_the_upsert_refuses_to_replace_a_record_it_did_not_import(api: Any, aws_
 
 
 def test_the_upsert_refuses_to_give_an_imported_record_another_owner(aws_stack: Stack) -> None:
-    repository = ImportRepository(aws_stack.dynamodb, aws_stack.table_name)
+    repository = BatchImportRepository(aws_stack.dynamodb, aws_stack.table_name)
     image_id = str(uuid.uuid4())
     assert repository.upsert(imported_record(image_id)).outcome is UpsertOutcome.CREATED
     before = stored(aws_stack, image_id)
@@ -119,7 +120,7 @@ def test_a_backfill_transaction_writes_nothing_over_a_native_record_or_another_o
     api: Any, aws_stack: Stack
 ) -> None:
     """The transaction's own conditions refuse it, whatever the caller believed it saw."""
-    repository = ImportRepository(aws_stack.dynamodb, aws_stack.table_name)
+    repository = BatchImportRepository(aws_stack.dynamodb, aws_stack.table_name)
     native_id = native_image(api)
     native = stored(aws_stack, native_id)
     migrated_id = str(uuid.uuid4())
