@@ -15,6 +15,10 @@ import json
 import threading
 from typing import Any
 
+from local_stack.patched_versions import require
+
+_RECHECK = "run tests/migration/test_local_stack_moto.py and re-read each patched moto function"
+
 
 def serialise_moto_dynamodb() -> None:
     """Make moto's DynamoDB transactions atomic under concurrent requests, as DynamoDB's are.
@@ -24,6 +28,7 @@ def serialise_moto_dynamodb() -> None:
     through another request's write (seen: two images for one Idempotency-Key). One lock
     around moto's DynamoDB request handling restores the guarantee the service relies on.
     """
+    require("moto", "local_stack/moto_dynamodb.py (DynamoHandler.call_action)", _RECHECK)
     from moto.dynamodb.responses import DynamoHandler
 
     if getattr(DynamoHandler.call_action, "serialised", False):
@@ -56,6 +61,7 @@ _moto_state = threading.local()  # per request thread: inside Query / inside a j
 def speed_up_moto_dynamodb() -> None:
     """Apply the patches below (idempotent). Call with ``serialise_moto_dynamodb``:
     the transaction journal relies on one DynamoDB request running at a time."""
+    require("moto", "local_stack/moto_dynamodb.py (DynamoDB models, conditions, module list)", _RECHECK)
     _item_size_checked_once()
     _query_without_presorting_the_table()
     _transactions_journal_their_items()

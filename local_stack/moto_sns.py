@@ -22,19 +22,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-MOTO_VERSION = "5.2.5"
+from local_stack.patched_versions import require
+
 ALREADY_EXISTS = "Invalid parameter: Attributes Reason: Subscription already exists with different attributes"
 
 
 def _check_moto_version() -> None:
-    import moto
-
-    if moto.__version__ != MOTO_VERSION:
-        raise RuntimeError(
-            f"local_stack/moto_sns.py patches moto {MOTO_VERSION}'s SNSResponse.subscribe, but moto "
-            f"{moto.__version__} is installed: check that moto still overwrites an existing "
-            "subscription's attributes on Subscribe, then update the patch and MOTO_VERSION."
-        )
+    require(
+        "moto",
+        "local_stack/moto_sns.py (SNSResponse.subscribe)",
+        "check that moto still overwrites an existing subscription's attributes on Subscribe",
+    )
 
 
 def _normalised(name: str, value: Any) -> str:

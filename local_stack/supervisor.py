@@ -7,7 +7,8 @@ Starts moto (S3, DynamoDB, SQS, SNS) on 127.0.0.1:4566, provisions the ``local``
 with the same code as the AWS stages, serves the app on 127.0.0.1:8000 and the
 renditions on 127.0.0.1:8001 (a stand-in for CloudFront), and runs workers that
 long-poll the upload queue and call the very same processor handler Lambda calls, with
-Lambda's batch semantics (a batch that raises stays on the queue), plus the scheduled
+Lambda's batch semantics (partial batch responses: the records the handler reports as
+failed stay on the queue, as does a batch that raises), plus the scheduled
 sweep. Needs no AWS account, no Docker and no network.
 
 Processes, so that a burst of API requests cannot starve processing of the CPU (one
@@ -52,6 +53,7 @@ from local_stack.children import die_with_parent, stop_processes
 from local_stack.http_errors import JsonErrors
 from local_stack.moto_dynamodb import serialise_moto_dynamodb, speed_up_moto_dynamodb
 from local_stack.moto_sns import match_sns_subscribe
+from local_stack.patched_versions import require
 
 READY_LINE = "local stack ready"
 # Where the local CDN serves the certificates moto signs SNS deliveries with.
@@ -79,9 +81,35 @@ class LambdaContext:
 # -- the children ---------------------------------------------------------------------------
 
 
+def acknowledged(messages: list[dict[str, Any]], response: Any) -> list[dict[str, Any]]:
+    """The messages of a batch to delete after the handler returned ``response``, as Lambda's
+    SQS poller does with ``ReportBatchItemFailures``: all but the ``batchItemFailures``; an
+    empty or missing list means all; a malformed response, or an ``itemIdentifier`` that is
+    not a message of the batch, fails the whole batch (nothing is deleted)."""
+    if response is None:
+        return list(messages)
+    if not isinstance(response, dict):
+        return []
+    failures = response.get("batchItemFailures")
+    if failures is None:
+        return list(messages)
+    if not isinstance(failures, list):
+        return []
+    batch_ids = {m["MessageId"] for m in messages}
+    failed: set[str] = set()
+    for failure in failures:
+        identifier = failure.get("itemIdentifier") if isinstance(failure, dict) else None
+        if not isinstance(identifier, str) or identifier not in batch_ids:
+            return []
+        failed.add(identifier)
+    return [m for m in messages if m["MessageId"] not in failed]
+
+
 class QueueWorker:
-    """Long-polls the upload queue and invokes the processor handler like Lambda's SQS poller:
-    one batch at a time, deleted when the handler returns, left on the queue when it raises."""
+    """Long-polls the upload queue and invokes the processor handler like Lambda's SQS poller
+    with ``ReportBatchItemFailures``: one batch at a time; when the handler returns, every
+    message but its ``batchItemFailures`` is deleted (:func:`acknowledged`); when it raises,
+    the whole batch stays on the queue."""
 
     def __init__(
         self, handler: Callable[[dict[str, Any], Any], Any], queue_name: str, batch_size: int, stop: threading.Event
@@ -131,15 +159,20 @@ class QueueWorker:
             }
             context = LambdaContext(PROCESSOR_HANDLER, str(uuid.uuid4()), 60.0, time.monotonic())
             try:
-                self._handler(event, context)
+                response = self._handler(event, context)
             except Exception as exc:
                 # Lambda leaves a failed batch on the queue; it returns after the visibility timeout.
                 print(f"worker: batch failed, will be redelivered: {exc}", file=sys.stderr)
                 continue
+            done = acknowledged(messages, response)
+            if len(done) < len(messages):
+                print(f"worker: {len(messages) - len(done)} record(s) will be redelivered", file=sys.stderr)
+            if not done:
+                continue
             try:
                 sqs.delete_message_batch(
                     QueueUrl=url,
-                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+                    Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],
                 )
             except Exception as exc:  # the batch comes back and is processed again, idempotently
                 print(f"worker: could not delete a processed batch: {exc}", file=sys.stderr)
@@ -151,6 +184,8 @@ class LocalCdn(threading.Thread):
 
     def __init__(self, host: str, port: int, bucket: str) -> None:
         super().__init__(name="local-cdn", daemon=True)
+        # The certificates are read from moto's SNS backend, a private attribute.
+        require("moto", "local_stack/supervisor.py (LocalCdn)", "check SNSBackend._message_public_keys")
         import boto3
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -290,6 +325,12 @@ def serve_api(host: str, api_port: int, concurrency: int, stop: threading.Event,
     from chalice import local as chalice_local
 
     from infra import gateway_responses
+
+    require(
+        "chalice",
+        "local_stack/supervisor.py (ChaliceRequestHandler, ThreadedHTTPServer)",
+        "check the request handler's _generic_handle, _send_error_response and _send_http_response",
+    )
 
     # http.server answers methods it has no do_* for with an HTML 501; API Gateway answers
     # them like any unrouted method, and so does the app's handler (405, API error body).
