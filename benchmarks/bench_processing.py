@@ -1,23 +1,33 @@
 """Benchmark the image processor, alone or side by side with Node's sharp.
 
+The job is the whole default ``process_image``: decode once, the WebP ladder (fitted
+inside 320, 640, 1024, 1600 and 2048 px, never enlarged), the 400x400 thumbnail, the
+placeholder, ThumbHash, dominant colour and perceptual hash.
+
 Single run (what ``process_image`` does for every JPEG/PNG in a folder)::
 
     python scripts/bench_processing.py --corpus ../shared/corpus --repeat 5
     python scripts/bench_processing.py --corpus DIR --repeat 5 --json --out /tmp/out
 
-prints ``{"images": [{"file", "ms", "webpBytes", "thumbBytes"}]}`` with --json
-(``ms`` is the median over --repeat runs after one warm-up run) and writes
-``<stem>.webp`` and ``<stem>.thumb.webp`` into --out.
+prints ``{"images": [{"file", "ms", "webpBytes", "thumbBytes", "renditions",
+"totalBytes", "steps"}]}`` with --json (``ms``: the whole job, the median over
+--repeat runs after one warm-up run; ``webpBytes``: the largest WebP;
+``renditions``: ``{"width", "height", "bytes"}`` per WebP rung, smallest first;
+``totalBytes``: every rung plus the thumbnail) and writes ``<stem>.webp`` (the
+largest), ``<stem>.thumb.webp`` and the ladder as ``<stem>.<width>.webp`` into --out.
 
-Side by side with sharp (benchmarks/bench_sharp, ``npm ci`` there first)::
+Side by side with sharp (benchmarks/bench_sharp; ``npm ci`` runs there on first use)::
 
     python scripts/bench_processing.py --corpus DIR --repeat 5 --compare-sharp \\
         --out /tmp/bench [--cpus 0 0,1] [--rounds 2] [--json]
 
 runs both, each pinned with ``taskset -c CPUS``, alternating which goes first
 over --rounds rounds, and reports per image: ms for both and their ratio, the
-output bytes ratio, and SSIM of each rendition against a float Lanczos-3
-reference made from the full decode (benchmarks/ssim.py).
+total output bytes ratio (ladder + thumbnail), and SSIM of each rendition against
+a float Lanczos-3 reference made from the full decode (benchmarks/ssim.py). Both
+sides get the CPUs they are pinned to: sharp's libvips concurrency and libuv
+threadpool (UV_THREADPOOL_SIZE) are set to the number of CPUs (threadpool >= 4,
+libuv's default), and the project runs its two encode lanes.
 
 Levers can be switched off one at a time (--webp-method, --no-draft,
 --no-concurrency, --thumbnail-from-source, --reducing-gap) to measure each.
@@ -29,6 +39,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -57,6 +68,31 @@ def corpus_files(corpus: Path) -> list[Path]:
 # --- one runner: this project ---------------------------------------------------
 
 
+def webp_ladder(result: Any) -> list[Any]:
+    """The WebP rungs of a ProcessedImage, smallest first (the last is ``rendition``)."""
+    return [r for r in result.renditions if r.format == "webp"] or [result.rendition]
+
+
+def write_outputs(out: Path, stem: str, result: Any) -> None:
+    """``<stem>.webp`` (the largest), ``<stem>.thumb.webp`` and ``<stem>.<width>.webp`` per rung."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.webp").write_bytes(result.rendition.data)
+    (out / f"{stem}.thumb.webp").write_bytes(result.thumbnail.data)
+    for rung in webp_ladder(result):
+        (out / f"{stem}.{rung.width}.webp").write_bytes(rung.data)
+
+
+def sizes_of(result: Any) -> dict[str, Any]:
+    """The byte counts a report carries for one job."""
+    ladder = webp_ladder(result)
+    return {
+        "webpBytes": len(result.rendition.data),
+        "thumbBytes": len(result.thumbnail.data),
+        "renditions": [{"width": r.width, "height": r.height, "bytes": len(r.data)} for r in ladder],
+        "totalBytes": sum(len(r.data) for r in ladder) + len(result.thumbnail.data),
+    }
+
+
 def run_project(args: argparse.Namespace) -> dict[str, Any]:
     from processors.pipeline import process_image
     from processors.types import DEFAULT_LIMITS
@@ -77,14 +113,12 @@ def run_project(args: argparse.Namespace) -> dict[str, Any]:
             steps.append(result.timings_ms)
             _progress(f"project {n}/{len(files)} {path.name} run {r + 1}/{args.repeat}")
         if args.out:
-            (args.out / f"{path.stem}.webp").write_bytes(result.rendition.data)
-            (args.out / f"{path.stem}.thumb.webp").write_bytes(result.thumbnail.data)
+            write_outputs(args.out, path.stem, result)
         images.append(
             {
                 "file": path.name,
                 "ms": round(statistics.median(times), 2),
-                "webpBytes": len(result.rendition.data),
-                "thumbBytes": len(result.thumbnail.data),
+                **sizes_of(result),
                 "steps": {k: round(statistics.median(s.get(k, 0.0) for s in steps), 1) for k in steps[0]},
             }
         )
@@ -93,10 +127,13 @@ def run_project(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def print_table(report: dict[str, Any]) -> None:
-    print(f"{'file':24}{'ms':>10}{'webpBytes':>12}{'thumbBytes':>12}  steps (ms)")
+    print(f"{'file':24}{'ms':>10}{'webpBytes':>12}{'thumbBytes':>12}{'totalBytes':>12}  steps (ms)")
     for im in report["images"]:
         steps = " ".join(f"{k}={v:g}" for k, v in im.get("steps", {}).items())
-        print(f"{im['file']:24}{im['ms']:>10.1f}{im['webpBytes']:>12}{im['thumbBytes']:>12}  {steps}")
+        print(
+            f"{im['file']:24}{im['ms']:>10.1f}{im['webpBytes']:>12}{im['thumbBytes']:>12}"
+            f"{im['totalBytes']:>12}  {steps}"
+        )
     print(f"{'total':24}{sum(im['ms'] for im in report['images']):>10.1f}")
 
 
@@ -137,18 +174,8 @@ def serve(args: argparse.Namespace) -> int:
         result = process_image(inputs[req["file"]], DEFAULT_LIMITS, tuning)
         ms = (time.perf_counter() - started) * 1000.0
         if req.get("out"):
-            out = Path(req["out"])
-            out.mkdir(parents=True, exist_ok=True)
-            stem = Path(req["file"]).stem
-            (out / f"{stem}.webp").write_bytes(result.rendition.data)
-            (out / f"{stem}.thumb.webp").write_bytes(result.thumbnail.data)
-        answer = {
-            "file": Path(req["file"]).name,
-            "ms": ms,
-            "webpBytes": len(result.rendition.data),
-            "thumbBytes": len(result.thumbnail.data),
-            "steps": dict(result.timings_ms),
-        }
+            write_outputs(Path(req["out"]), Path(req["file"]).stem, result)
+        answer = {"file": Path(req["file"]).name, "ms": ms, **sizes_of(result), "steps": dict(result.timings_ms)}
         print(json.dumps(answer), flush=True)
     return 0
 
@@ -156,9 +183,9 @@ def serve(args: argparse.Namespace) -> int:
 class _Worker:
     """A pinned, persistent runner process spoken to in JSON lines."""
 
-    def __init__(self, cmd: list[str]) -> None:
+    def __init__(self, cmd: list[str], env: dict[str, str] | None = None) -> None:
         self.proc: subprocess.Popen[str] = subprocess.Popen(
-            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env
         )
         self.hello = self._read()
 
@@ -194,8 +221,28 @@ def _worker_cmd(kind: str, args: argparse.Namespace, cpus: str) -> list[str]:
         if args.reducing_gap is not None:
             cmd += ["--reducing-gap", str(args.reducing_gap)]
     else:
-        cmd = [shutil.which("node") or "node", str(SHARP_DIR / "bench.mjs"), "--serve"]
+        n = str(len(cpus.split(",")))
+        cmd = [shutil.which("node") or "node", str(SHARP_DIR / "bench.mjs"), "--serve", "--concurrency", n]
     return ["taskset", "-c", cpus, *cmd]
+
+
+def _worker_env(kind: str, cpus: str) -> dict[str, str]:
+    """sharp's pipelines run on libuv's threadpool: at least as many threads as CPUs."""
+    env = dict(os.environ)
+    if kind == "sharp":
+        env["UV_THREADPOOL_SIZE"] = str(max(4, len(cpus.split(","))))
+    return env
+
+
+def ensure_sharp() -> None:
+    """``npm ci`` in benchmarks/bench_sharp when sharp is not there yet (a fresh machine)."""
+    if (SHARP_DIR / "node_modules" / "sharp").is_dir():
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        sys.exit("npm is needed for --compare-sharp (apt-get install npm)")
+    sys.stderr.write(f"installing sharp: npm ci in {SHARP_DIR}\n")
+    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=SHARP_DIR, check=True)
 
 
 def compare(args: argparse.Namespace) -> dict[str, Any]:
@@ -204,8 +251,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     Interleaving single runs means both see the same background load, which on
     a shared 2-core machine moves far more than the difference being measured.
     """
-    if not (SHARP_DIR / "node_modules" / "sharp").is_dir():
-        sys.exit(f"sharp is not installed: run `npm ci` in {SHARP_DIR}")
+    ensure_sharp()
     if shutil.which("taskset") is None:
         sys.exit("taskset (util-linux) is needed to pin the runs")
     out_root: Path = args.out or Path(tempfile.gettempdir()) / "bench_processing"
@@ -216,7 +262,7 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     tuning: dict[str, Any] = {}
     for cpus in args.cpus:
         suffix = cpus.replace(",", "_")
-        workers = {k: _Worker(_worker_cmd(k, args, cpus)) for k in ("project", "sharp")}
+        workers = {k: _Worker(_worker_cmd(k, args, cpus), _worker_env(k, cpus)) for k in ("project", "sharp")}
         sharp_info = workers["sharp"].hello
         tuning = workers["project"].hello.get("tuning", {})
         rows = []
@@ -247,11 +293,15 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
                         "ratio": round(p_ms / s_ms, 3),
                         "projectMinMs": round(min(times["project"]), 1),
                         "sharpMinMs": round(min(times["sharp"]), 1),
-                        "projectBytes": proj["webpBytes"],
-                        "sharpBytes": sharp["webpBytes"],
-                        "bytesRatio": round(proj["webpBytes"] / sharp["webpBytes"], 3),
+                        "projectBytes": proj["totalBytes"],
+                        "sharpBytes": sharp["totalBytes"],
+                        "bytesRatio": round(proj["totalBytes"] / sharp["totalBytes"], 3),
+                        "projectWebpBytes": proj["webpBytes"],
+                        "sharpWebpBytes": sharp["webpBytes"],
                         "projectThumbBytes": proj["thumbBytes"],
                         "sharpThumbBytes": sharp["thumbBytes"],
+                        "projectRenditions": proj["renditions"],
+                        "sharpRenditions": sharp["renditions"],
                         "projectSteps": {
                             k: round(statistics.median(s.get(k, 0.0) for s in steps), 1) for k in steps[0]
                         },
@@ -278,12 +328,12 @@ def compare(args: argparse.Namespace) -> dict[str, Any]:
     report: dict[str, Any] = {
         "runsPerImage": runs_per_image,
         "cpus": by_cpus,
-        "sharp": {k: sharp_info.get(k) for k in ("versions", "concurrency")},
+        "sharp": {k: sharp_info.get(k) for k in ("versions", "concurrency", "threadpool")},
         "project": {**_project_versions(), "tuning": tuning},
         "loadavg": _loadavg(),
     }
     if not args.no_ssim:
-        report["ssim"] = _ssim_table(args, out_root, args.cpus[0])
+        report["ssim"] = _ssim_table(args, out_root, by_cpus[args.cpus[0]], args.cpus[0])
     return report
 
 
@@ -307,18 +357,33 @@ def _project_versions() -> dict[str, Any]:
     }
 
 
-def _ssim_table(args: argparse.Namespace, out_root: Path, cpus: str) -> dict[str, Any]:
+def _ssim_table(args: argparse.Namespace, out_root: Path, block: dict[str, Any], cpus: str) -> dict[str, Any]:
+    """SSIM of every rung, both sides, against the reference; ``delta`` = project - sharp.
+
+    Rungs are paired by their place in the ladder (the two may round a side by a
+    pixel differently); per image, ``project``/``sharp``/``delta``/``width`` name the
+    rung with the lowest delta.
+    """
     from benchmarks.ssim import Reference
 
     suffix = cpus.replace(",", "_")
+    rows = {r["file"]: r for r in block["images"]}
     table: dict[str, Any] = {}
     files = corpus_files(args.corpus)
     for n, path in enumerate(files, 1):
         _progress(f"ssim {n}/{len(files)} {path.name}")
         ref = Reference(path.read_bytes())
-        p = ref.ssim_of((out_root / f"project-cpus{suffix}" / f"{path.stem}.webp").read_bytes())
-        s = ref.ssim_of((out_root / f"sharp-cpus{suffix}" / f"{path.stem}.webp").read_bytes())
-        table[path.name] = {"project": round(p, 5), "sharp": round(s, 5), "delta": round(p - s, 5)}
+        row = rows[path.name]
+        rungs = []
+        for mine, theirs in zip(row["projectRenditions"], row["sharpRenditions"], strict=False):
+            p_file = out_root / f"project-cpus{suffix}" / f"{path.stem}.{mine['width']}.webp"
+            s_file = out_root / f"sharp-cpus{suffix}" / f"{path.stem}.{theirs['width']}.webp"
+            p, s = ref.ssim_of(p_file.read_bytes()), ref.ssim_of(s_file.read_bytes())
+            rungs.append(
+                {"width": mine["width"], "project": round(p, 5), "sharp": round(s, 5), "delta": round(p - s, 5)}
+            )
+        worst = min(rungs, key=lambda r: r["delta"])
+        table[path.name] = {**worst, "renditions": rungs}
     sys.stderr.write("\n")
     return table
 
@@ -329,18 +394,19 @@ def print_comparison(report: dict[str, Any]) -> None:
     print(f"sharp:   {report['sharp']}")
     print(f"load average at the end: {report['loadavg']}")
     print(f"median of {report['runsPerImage']} interleaved runs per image (after a warm-up)")
+    print("bytes: every rung + thumbnail; ssim: the rung whose SSIM is furthest below sharp's")
     for cpus, block in report["cpus"].items():
         print(f"\ntaskset -c {cpus}")
         print(
             f"{'file':22}{'project ms':>11}{'sharp ms':>10}{'ratio':>7}"
-            f"{'bytes':>10}{'sharp':>10}{'ratio':>7}{'ssim':>9}{'sharp':>9}{'delta':>9}"
+            f"{'bytes':>10}{'sharp':>10}{'ratio':>7}{'rung':>6}{'ssim':>9}{'sharp':>9}{'delta':>9}"
         )
         for r in block["images"]:
             s = ssim.get(r["file"], {})
             print(
                 f"{r['file']:22}{r['projectMs']:>11.1f}{r['sharpMs']:>10.1f}"
                 f"{r['ratio']:>7.2f}{r['projectBytes']:>10}{r['sharpBytes']:>10}"
-                f"{r['bytesRatio']:>7.3f}{s.get('project', float('nan')):>9.5f}"
+                f"{r['bytesRatio']:>7.3f}{s.get('width', 0):>6}{s.get('project', float('nan')):>9.5f}"
                 f"{s.get('sharp', float('nan')):>9.5f}{s.get('delta', float('nan')):>9.5f}"
             )
         print(
@@ -361,29 +427,30 @@ def print_markdown(report: dict[str, Any]) -> None:
         f"{project['libjpeg-turbo']}, libwebp {project['libwebp']}, tuning "
         f"`{project.get('tuning')}`. sharp {versions.get('sharp')} (libvips "
         f"{versions.get('vips')}, libwebp {versions.get('webp')}, concurrency "
-        f"{sharp.get('concurrency')}). Median of {report['runsPerImage']} interleaved "
+        f"{sharp.get('concurrency')}, libuv threadpool {sharp.get('threadpool')}). "
+        f"Median of {report['runsPerImage']} interleaved "
         f"runs per image; load average at the end: {report['loadavg']}.\n"
     )
     for cpus, block in report["cpus"].items():
         print(f"`taskset -c {cpus}`\n")
         print(
             "| image | project ms | sharp ms | ratio | project bytes | sharp bytes "
-            "| bytes ratio | SSIM project | SSIM sharp | SSIM delta |"
+            "| bytes ratio | worst rung | SSIM project | SSIM sharp | SSIM delta |"
         )
-        print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
+        print("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|")
         for r in block["images"]:
             s = ssim.get(r["file"], {})
             print(
                 f"| {r['file']} | {r['projectMs']:.0f} | {r['sharpMs']:.0f} "
                 f"| {r['ratio']:.2f} | {r['projectBytes']:,} | {r['sharpBytes']:,} "
-                f"| {r['bytesRatio']:.3f} | {s.get('project', float('nan')):.4f} "
+                f"| {r['bytesRatio']:.3f} | {s.get('width', '')} | {s.get('project', float('nan')):.4f} "
                 f"| {s.get('sharp', float('nan')):.4f} "
                 f"| {s.get('delta', float('nan')):+.4f} |"
             )
         print(
             f"| **total** | **{block['totalProjectMs']:.0f}** "
             f"| **{block['totalSharpMs']:.0f}** | **{block['ratio']:.2f}** | | "
-            f"| **{block['bytesRatio']:.3f}** | | | |\n"
+            f"| **{block['bytesRatio']:.3f}** | | | | |\n"
         )
 
 

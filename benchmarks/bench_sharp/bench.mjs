@@ -1,18 +1,22 @@
 #!/usr/bin/env node
 // Reference benchmark: the Image Service's processing job done by Node's sharp.
 //
-// For every JPEG/PNG in --corpus: decode once (clone()), auto-orient, a rendition
-// that fits in 2048x2048 (never enlarged) as WebP q85 effort 4 and a 400x400 centre
-// cover thumbnail as WebP q80 effort 4, both pipelines running concurrently as a
-// sharp user would write it. Metadata is stripped and colour converted to sRGB by
-// sharp's defaults. Times are per image, from the bytes in memory to both outputs
-// in memory; the median over --repeat runs is reported after one warm-up run.
+// For every JPEG/PNG in --corpus: one sharp input (clone() per output), auto-orient,
+// the WebP ladder -- fitted inside 320, 640, 1024, 1600 and 2048 px, never enlarged,
+// sizes that collapse into the original's made once -- as WebP q85 effort 4, and a
+// 400x400 centre cover thumbnail as WebP q80 effort 4, every pipeline running
+// concurrently (Promise.all) as a sharp user would write it. Metadata is stripped and
+// colour converted to sRGB by sharp's defaults. Times are per image, from the bytes in
+// memory to every output in memory (the header read for the ladder's sizes included);
+// the median over --repeat runs is reported after one warm-up run.
 //
 // Usage: node bench.mjs --corpus DIR [--repeat N] [--json] [--out DIR] [--concurrency N]
 //        node bench.mjs --serve [--concurrency N]
 // --serve reads one JSON request per stdin line, {"file": PATH, "out": DIR|null},
-// runs the job once and answers one JSON line {"file", "ms", "webpBytes",
-// "thumbBytes"}; scripts/bench_processing.py --compare-sharp uses it to
+// runs the job once and answers one JSON line {"file", "ms", "webpBytes" (the largest),
+// "thumbBytes", "renditions": [{"width", "height", "bytes"}], "totalBytes"};
+// --out writes <stem>.webp (largest), <stem>.thumb.webp and <stem>.<width>.webp per rung.
+// scripts/bench_processing.py --compare-sharp uses it to
 // interleave sharp and the project run by run, so both see the same machine load.
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createInterface } from "node:readline";
@@ -37,23 +41,49 @@ function parseArgs(argv) {
   return args;
 }
 
+const LADDER = [320, 640, 1024, 1600, 2048];
+
+// The sides the ladder needs for an upright width x height: a side at or above the
+// long edge gives the original size, so only the first such side is kept.
+function ladderSides(width, height) {
+  const longest = Math.max(width, height);
+  const sides = LADDER.filter((side) => side < longest);
+  if (sides.length < LADDER.length) sides.push(Math.min(longest, LADDER[LADDER.length - 1]));
+  return sides;
+}
+
 async function processOnce(input) {
   const image = sharp(input, { failOn: "error" });
-  const [webp, thumb] = await Promise.all([
+  const meta = await image.metadata();
+  const swap = (meta.orientation ?? 1) >= 5;
+  const sides = ladderSides(swap ? meta.height : meta.width, swap ? meta.width : meta.height);
+  const rung = (side) =>
     image
       .clone()
       .autoOrient()
-      .resize(2048, 2048, { fit: "inside", withoutEnlargement: true })
+      .resize(side, side, { fit: "inside", withoutEnlargement: true })
       .webp({ quality: 85, effort: 4 })
-      .toBuffer(),
-    image
-      .clone()
-      .autoOrient()
-      .resize(400, 400, { fit: "cover", position: "centre" })
-      .webp({ quality: 80, effort: 4 })
-      .toBuffer(),
-  ]);
-  return { webp, thumb };
+      .toBuffer({ resolveWithObject: true });
+  const thumb = image
+    .clone()
+    .autoOrient()
+    .resize(400, 400, { fit: "cover", position: "centre" })
+    .webp({ quality: 80, effort: 4 })
+    .toBuffer();
+  const [ladder, thumbnail] = await Promise.all([Promise.all(sides.map(rung)), thumb]);
+  const renditions = ladder.map(({ data, info }) => ({ width: info.width, height: info.height, data }));
+  return { renditions, webp: renditions[renditions.length - 1].data, thumb: thumbnail };
+}
+
+function sizes(result) {
+  const renditions = result.renditions.map((r) => ({ width: r.width, height: r.height, bytes: r.data.length }));
+  const ladderBytes = renditions.reduce((a, r) => a + r.bytes, 0);
+  return {
+    webpBytes: result.webp.length,
+    thumbBytes: result.thumb.length,
+    renditions,
+    totalBytes: ladderBytes + result.thumb.length,
+  };
 }
 
 function median(values) {
@@ -67,6 +97,7 @@ function writeOutputs(outDir, file, result) {
   const stem = basename(file, extname(file));
   writeFileSync(join(outDir, `${stem}.webp`), result.webp);
   writeFileSync(join(outDir, `${stem}.thumb.webp`), result.thumb);
+  for (const r of result.renditions) writeFileSync(join(outDir, `${stem}.${r.width}.webp`), r.data);
 }
 
 async function serve() {
@@ -75,6 +106,7 @@ async function serve() {
     ready: true,
     versions: { sharp: sharp.versions.sharp, vips: sharp.versions.vips, webp: sharp.versions.webp },
     concurrency: sharp.concurrency(),
+    threadpool: Number.parseInt(process.env.UV_THREADPOOL_SIZE ?? "4", 10),
   };
   process.stdout.write(JSON.stringify(hello) + "\n");
   const lines = createInterface({ input: process.stdin });
@@ -90,7 +122,7 @@ async function serve() {
     const result = await processOnce(inputs.get(req.file));
     const ms = performance.now() - t0;
     if (req.out) writeOutputs(req.out, req.file, result);
-    const answer = { file: basename(req.file), ms, webpBytes: result.webp.length, thumbBytes: result.thumb.length };
+    const answer = { file: basename(req.file), ms, ...sizes(result) };
     process.stdout.write(JSON.stringify(answer) + "\n");
   }
 }
@@ -120,8 +152,7 @@ async function main() {
     images.push({
       file,
       ms: Math.round(median(times) * 100) / 100,
-      webpBytes: last.webp.length,
-      thumbBytes: last.thumb.length,
+      ...sizes(last),
     });
   }
   process.stderr.write("\n");
@@ -132,13 +163,20 @@ async function main() {
         runner: "sharp",
         versions: { sharp: sharp.versions.sharp, vips: sharp.versions.vips, webp: sharp.versions.webp },
         concurrency: sharp.concurrency(),
+        threadpool: Number.parseInt(process.env.UV_THREADPOOL_SIZE ?? "4", 10),
       }) + "\n",
     );
   } else {
     console.log(`sharp ${sharp.versions.sharp} (libvips ${sharp.versions.vips}, libwebp ${sharp.versions.webp}), concurrency ${sharp.concurrency()}`);
-    console.log("file".padEnd(24) + "ms".padStart(10) + "webpBytes".padStart(12) + "thumbBytes".padStart(12));
+    console.log("file".padEnd(24) + "ms".padStart(10) + "webpBytes".padStart(12) + "thumbBytes".padStart(12) + "totalBytes".padStart(12));
     for (const im of images) {
-      console.log(im.file.padEnd(24) + im.ms.toFixed(1).padStart(10) + String(im.webpBytes).padStart(12) + String(im.thumbBytes).padStart(12));
+      console.log(
+        im.file.padEnd(24) +
+          im.ms.toFixed(1).padStart(10) +
+          String(im.webpBytes).padStart(12) +
+          String(im.thumbBytes).padStart(12) +
+          String(im.totalBytes).padStart(12),
+      );
     }
     const total = images.reduce((a, im) => a + im.ms, 0);
     console.log("total".padEnd(24) + total.toFixed(1).padStart(10));

@@ -67,10 +67,65 @@ def test_project_runner_prints_one_json_line_and_writes_outputs(tmp_path: Path) 
     assert [im["file"] for im in report["images"]] == ["one.jpg", "two.png"]
     for im in report["images"]:
         assert im["ms"] > 0 and im["webpBytes"] > 0 and im["thumbBytes"] > 0
+        # The whole job: the ladder's bytes, the largest last, and the total with the thumbnail.
+        assert im["renditions"][-1]["bytes"] == im["webpBytes"]
+        assert im["totalBytes"] == sum(r["bytes"] for r in im["renditions"]) + im["thumbBytes"]
+        assert {"decode", "thumbhash", "phash"} <= set(im["steps"])
+    one, two = report["images"]
+    assert [(r["width"], r["height"]) for r in one["renditions"]] == [(320, 200), (640, 400)]
+    assert [(r["width"], r["height"]) for r in two["renditions"]] == [(192, 320), (300, 500)]  # never enlarged
     assert sorted(p.name for p in out.iterdir()) == [
+        "one.320.webp",
+        "one.640.webp",
         "one.thumb.webp",
         "one.webp",
+        "two.192.webp",
+        "two.300.webp",
         "two.thumb.webp",
         "two.webp",
     ]
     assert Image.open(out / "two.thumb.webp").size == (400, 400)
+    assert Image.open(out / "one.320.webp").size == (320, 200)
+    assert (out / "one.webp").read_bytes() == (out / "one.640.webp").read_bytes()
+
+
+SHARP = ROOT / "benchmarks" / "bench_sharp" / "node_modules" / "sharp"
+
+
+@pytest.mark.skipif(not SHARP.is_dir(), reason="sharp not installed (npm ci in benchmarks/bench_sharp)")
+def test_compare_sharp_pairs_every_rung_and_counts_every_byte(tmp_path: Path) -> None:
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    quadrants(1200, 800).save(corpus / "one.jpg", quality=90)
+    out = tmp_path / "out"
+
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "benchmarks.bench_processing", "--corpus", str(corpus), "--compare-sharp"),
+            *("--repeat", "1", "--cpus", "0", "--out", str(out), "--json"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+
+    report = json.loads(done.stdout)
+    (row,) = report["cpus"]["0"]["images"]
+    for side in ("project", "sharp"):
+        rungs = row[f"{side}Renditions"]
+        assert [r["width"] for r in rungs] == [320, 640, 1024, 1200]
+        assert row[f"{side}Bytes"] == sum(r["bytes"] for r in rungs) + row[f"{side}ThumbBytes"]
+        written = sorted(p.name for p in (out / f"{side}-cpus0").iterdir())
+        assert written == [
+            "one.1024.webp",
+            "one.1200.webp",
+            "one.320.webp",
+            "one.640.webp",
+            "one.thumb.webp",
+            "one.webp",
+        ]
+    ssim = report["ssim"]["one.jpg"]
+    assert [r["width"] for r in ssim["renditions"]] == [320, 640, 1024, 1200]
+    assert ssim["delta"] == min(r["delta"] for r in ssim["renditions"])
+    assert all(0.5 < r["project"] <= 1 and 0.5 < r["sharp"] <= 1 for r in ssim["renditions"])
