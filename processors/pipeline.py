@@ -37,9 +37,11 @@ LADDER: Final[tuple[int, ...]] = (320, 640, 1024, 1600, 2048)
 RENDITION_MAX_SIDE: Final = LADDER[-1]
 RENDITION_QUALITY: Final = 85
 #: AVIF renditions (off unless asked for): libavif (aom) quality and speed, chosen with the
-#: measurements in docs/benchmarks.md ("AVIF renditions").
-AVIF_QUALITY: Final = 60
-AVIF_SPEED: Final = 8
+#: measurements in docs/benchmarks.md ("AVIF renditions"): q70 is where AVIF's SSIM meets
+#: WebP q85's on textured photos (0.80-0.85x the bytes); speed 9 and 10 give the same
+#: bytes at q70, speed 8 took 4x the time.
+AVIF_QUALITY: Final = 70
+AVIF_SPEED: Final = 10
 #: ThumbHash input: the smallest rendition fitted in 100 x 100 (the reference's limit).
 THUMBHASH_SIDE: Final = 100
 THUMBNAIL_SIDE: Final = 400
@@ -333,7 +335,11 @@ def _encode_avif(im: Image.Image) -> bytes:
     # The plugin falls back to im.info for exif/xmp/icc_profile (which Image.convert and
     # resize carry over from the upload) and writes an EXIF orientation as irot/imir,
     # which would rotate the upright pixels again: say "none" for each. One thread per
-    # encode: the pipeline runs two lanes of its own.
+    # encode: the pipeline runs two lanes of its own. A copy: Image.save keeps its
+    # parameters on the Image object (encoderinfo) while it runs, and the other lane may
+    # be saving the same rung as WebP at that moment (the AVIF then got q85: 3x the bytes).
+    im = im.copy()
+    im.info.clear()
     im.save(
         out, format="AVIF", quality=AVIF_QUALITY, speed=AVIF_SPEED, exif=b"", xmp=b"", icc_profile=b"", max_threads=1
     )
@@ -436,9 +442,9 @@ def _run_jobs(jobs: list[_Job], timings: dict[str, float]) -> dict[str, object]:
 
 
 #: Relative encode cost per pixel (WebP method 2 = 1), measured on the corpus
-#: (tests/processors/bench_ladder.py): method 4 about 2.5, AVIF (aom speed 8) about 6.
+#: (tests/processors/bench_ladder.py): method 4 about 2.5, AVIF (q70, speed 10) about 1.5.
 _COST_WEBP_SLOW: Final = 2.5
-_COST_AVIF: Final = 6.0
+_COST_AVIF: Final = 1.5
 
 
 def process_image(

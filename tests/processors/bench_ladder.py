@@ -29,12 +29,13 @@ from typing import Any
 
 from PIL import Image
 
+from infra.stage_config import CORPUS_DIR
 from processors import DEFAULT_LIMITS, process_image
 from processors.pipeline import Tuning
 from processors.pipeline import process_image as process_with
 
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = ROOT.parent / "shared" / "corpus"
+CORPUS = CORPUS_DIR
 
 
 def _files() -> list[Path]:

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from infra.stage_config import CORPUS_DIR
 from processors import process_image
 from processors.phash import distance
 
@@ -101,7 +102,7 @@ def near_miss_distances(corpus: Path) -> Iterator[tuple[str, str, int]]:
 
 
 def main(argv: list[str]) -> int:
-    corpus = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parents[3] / "shared" / "corpus"
+    corpus = Path(argv[1]) if len(argv) > 1 else CORPUS_DIR
     same = list(same_photo_distances(corpus))
     near = list(near_miss_distances(corpus))
     for label, rows in (("same photo", same), ("near miss", near)):

@@ -112,3 +112,10 @@ def test_transparent_pixels_do_not_count_towards_the_dominant_colour() -> None:
     im = Image.new("RGBA", (200, 200), (255, 0, 0, 0))  # mostly invisible red
     im.paste((0, 0, 255, 255), (0, 0, 80, 80))
     assert process_image(encode(im, "PNG")).dominant_color == "#0000ff"
+
+
+def test_rounding_is_javascripts_math_round() -> None:
+    from processors.thumbhash import _js_round
+
+    # Halves go up, as Math.round does; Python's round() would give 6, 0 and -2.
+    assert [_js_round(v) for v in (6.5, 0.5, -1.5, 7.4999)] == [7, 1, -1, 7]
