@@ -60,9 +60,7 @@ def _cases(corpus: Path) -> list[tuple[str, Image.Image]]:
 
 def test_our_thumbhash_bytes_equal_the_reference_implementations(corpus: Path) -> None:
     cases = _cases(corpus)
-    items = [
-        {"w": im.width, "h": im.height, "rgba": base64.b64encode(im.tobytes()).decode("ascii")} for _, im in cases
-    ]
+    items = [{"w": im.width, "h": im.height, "rgba": base64.b64encode(im.tobytes()).decode("ascii")} for _, im in cases]
     reference = _reference(items)
     for (name, im), ref in zip(cases, reference, strict=True):
         ours = rgba_to_thumbhash(im.width, im.height, im.tobytes())
