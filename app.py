@@ -39,8 +39,9 @@ cors.install(app)
 
 
 @app.on_sqs_message(queue=uploads.UPLOAD_QUEUE_NAME, batch_size=uploads.BATCH_SIZE)
-def handle_upload_events(event: SQSEvent) -> None:
-    uploads.handle_batch(event)
+def handle_upload_events(event: SQSEvent) -> uploads.BatchResponse:
+    # Chalice returns this to Lambda as it is: the partial batch response.
+    return uploads.handle_batch(event)
 
 
 @app.schedule(schedule.SWEEP_RATE, description=schedule.SWEEP_DESCRIPTION)

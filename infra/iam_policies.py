@@ -22,6 +22,8 @@ from chalicelib.repositories.keys import ALBUM_INDEX, SWEEP_INDEX, USER_INDEX
 from infra.stage_config import CONFIG_PATH, LOCAL_STAGE, load_config, stage_environment
 
 APP_NAME = "image-service"
+# What an SQS event source mapping needs of the function's execution role.
+EVENT_SOURCE_MAPPING_SQS_ACTIONS = ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")
 # Function name -> policy file suffix (the API handler uses the stage's default file).
 FUNCTIONS = {"api_handler": "", "handle_upload_events": "-processor", "sweep_uploads": "-sweeper"}
 
@@ -133,9 +135,12 @@ def processor_policy(arns: StageArns) -> list[dict[str, Any]]:
         _statement("WriteRenditions", ["s3:PutObject", "s3:DeleteObject"], [f"{arns.image_bucket}/images/*"]),
         _statement("DeleteOrphanUploads", ["s3:DeleteObject"], [f"{arns.upload_bucket}/uploads/*"]),
         _statement("Events", ["sns:Publish"], [arns.topic]),
+        # Not the code's: Lambda's event source mapping polls the queue and deletes what the
+        # handler did not report in batchItemFailures with the function's role, and needs
+        # exactly these three (the handler makes no SQS call).
         _statement(
             "UploadQueue",
-            ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"],
+            list(EVENT_SOURCE_MAPPING_SQS_ACTIONS),
             [arns.queue],
         ),
     ]

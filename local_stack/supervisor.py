@@ -42,7 +42,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -81,7 +81,7 @@ class LambdaContext:
 # -- the children ---------------------------------------------------------------------------
 
 
-def acknowledged(messages: list[dict[str, Any]], response: Any) -> list[dict[str, Any]]:
+def acknowledged[M: Mapping[str, object]](messages: Sequence[M], response: object) -> list[M]:
     """The messages of a batch to delete after the handler returned ``response``, as Lambda's
     SQS poller does with ``ReportBatchItemFailures``: all but the ``batchItemFailures``; an
     empty or missing list means all; a malformed response, or an ``itemIdentifier`` that is

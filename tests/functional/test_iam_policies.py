@@ -356,3 +356,33 @@ def test_the_sweeper_may_look_for_an_overdue_upload_and_gets_a_404_when_there_is
         assert _allows(document, "s3:GetObject", f"{bucket}/{key}", {}), stage
         assert _allows(document, "s3:ListBucket", bucket, {"s3:prefix": key}), stage
         assert not _allows(document, "s3:ListBucket", bucket, {"s3:prefix": "images/"}), stage
+
+
+def test_the_processor_makes_no_queue_call_and_holds_only_what_its_event_source_mapping_needs(api, aws_stack, auth_for):
+    """Lambda acknowledges the batch (ReportBatchItemFailures): a batch with a failed record
+    makes no SQS call from the handler, so the role's queue grant is the event source
+    mapping's own set (receive, delete, attributes), nothing the code would need."""
+    from botocore.stub import Stubber
+
+    from tests.functional.support import HANDLER
+
+    headers = auth_for("iam")
+    body = json.dumps({"filename": "a.jpg", "contentType": "image/jpeg", "size": len(image_bytes())})
+    created = api.http.post("/images", headers=headers, body=body).json_body
+    aws_stack.s3.put_object(Bucket=aws_stack.upload_bucket, Key=created["upload"]["fields"]["key"], Body=image_bytes())
+    messages = aws_stack.sqs.receive_message(QueueUrl=aws_stack.queue_url, MaxNumberOfMessages=10)["Messages"]
+    event = api.events.generate_sqs_event(
+        message_bodies=[m["Body"] for m in messages], queue_name=get_settings().upload_queue_name
+    )
+    with recorded_operations() as calls, Stubber(aws.s3()) as stubber:
+        # The first S3 call of the first record fails: that record is reported, not raised.
+        stubber.add_client_error("head_object", service_error_code="InternalError", http_status_code=500)
+        response = api.lambda_.invoke(HANDLER, event).payload
+    assert len(response["batchItemFailures"]) == 1
+    assert not {call for call in calls if call.startswith("sqs.")}, calls
+
+    for stage in iam_policies.deployed_stages():
+        granted = _granted(stage, "-processor")
+        assert {action for action in granted if action.startswith("sqs:")} == set(
+            iam_policies.EVENT_SOURCE_MAPPING_SQS_ACTIONS
+        ), stage

@@ -6,12 +6,10 @@ from __future__ import annotations
 import io
 from urllib.parse import unquote, urlparse
 
-import pytest
 from botocore.stub import Stubber
 from PIL import Image
 
 from chalicelib import aws
-from chalicelib.events.uploads import BatchHadFailures
 from chalicelib.models.common import ImageStatus
 from chalicelib.models.domain import event_id_for
 from chalicelib.services.uploads import new_image_id
@@ -96,9 +94,9 @@ def test_a_text_file_declared_as_jpeg_fails_with_a_reason_and_is_acknowledged(
     created = uploader.create(size=len(data))
     bodies = uploader.put(created, data)
 
-    payload = deliver(uploader.api, bodies)  # returns normally: the message is acknowledged
+    payload = deliver(uploader.api, bodies)  # not a batch item failure: the message is acknowledged
 
-    assert payload is None
+    assert payload == {"batchItemFailures": []}
 
     status = uploader.status(created["id"])
     assert status["status"] == "failed"
@@ -154,7 +152,7 @@ def test_the_s3_test_event_is_ignored(uploader: Uploader, aws_stack: Stack, sns_
     test_events = [m["Body"] for m in receive_all(aws_stack.sqs, aws_stack.queue_url) if is_test_event(m["Body"])]
     assert test_events, "provisioning should have made S3 send its s3:TestEvent"
 
-    assert deliver(uploader.api, test_events) is None
+    assert deliver(uploader.api, test_events) == {"batchItemFailures": []}
 
     assert uploader.status(created["id"]) == {
         "id": created["id"],
@@ -203,7 +201,7 @@ def test_an_event_for_an_unknown_image_or_a_foreign_bucket_is_ignored(
         ],
     )
 
-    assert payload is None
+    assert payload == {"batchItemFailures": []}
     item = image_item(aws_stack, created["id"])
     assert item is not None
     assert (item["status"], item["version"]) == ("pending", 1)
@@ -230,9 +228,9 @@ def test_a_transient_s3_failure_fails_the_batch_and_a_redelivery_completes(
             http_status_code=503,
             expected_params={"Bucket": aws_stack.upload_bucket, "Key": key},
         )
-        with pytest.raises(BatchHadFailures):
-            deliver(uploader.api, bodies)
+        response = deliver(uploader.api, bodies)
         stubber.assert_no_pending_responses()
+    assert len(response["batchItemFailures"]) == 1  # the record goes back to the queue
 
     item = image_item(aws_stack, created["id"])
     assert item is not None
@@ -275,10 +273,13 @@ def test_only_the_failed_record_of_a_batch_returns_to_the_queue(uploader: Upload
 
     with Stubber(aws.s3()) as stubber:
         stubber.add_client_error("head_object", service_error_code="InternalError", http_status_code=500)
-        with pytest.raises(BatchHadFailures):
-            uploader.api.lambda_.invoke(HANDLER, event)
+        response = uploader.api.lambda_.invoke(HANDLER, event).payload
 
-    assert in_flight(aws_stack) == 1  # the s3:TestEvent was acknowledged, the upload was not
+    # Lambda deletes the s3:TestEvent and leaves the upload (ReportBatchItemFailures); the
+    # processor itself deletes nothing.
+    assert response == {"batchItemFailures": [{"itemIdentifier": upload["MessageId"]}]}
+    assert in_flight(aws_stack) == 2
+    aws_stack.sqs.delete_message(QueueUrl=aws_stack.queue_url, ReceiptHandle=test_event["ReceiptHandle"])
     aws_stack.sqs.change_message_visibility(
         QueueUrl=aws_stack.queue_url, ReceiptHandle=upload["ReceiptHandle"], VisibilityTimeout=0
     )
@@ -293,8 +294,7 @@ def test_a_crash_while_writing_renditions_is_retried_to_completion(
     bodies = uploader.put(created, data)
     aws_stack.s3.delete_bucket(Bucket=aws_stack.image_bucket)  # every rendition write now fails
 
-    with pytest.raises(BatchHadFailures):
-        deliver(uploader.api, bodies)
+    assert len(deliver(uploader.api, bodies)["batchItemFailures"]) == 1
 
     assert uploader.status(created["id"])["status"] == "processing"
     assert sns_events.drain() == []
