@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 
-.PHONY: help setup demo test test-fast up lint typecheck ci clean package
+.PHONY: help setup demo test test-fast up lint typecheck ci clean package vendor
 
 STAGE ?= prod
 
@@ -12,7 +12,8 @@ help:
 	@echo "make test   the whole suite: unit, functional (moto), end-to-end (local stack)"
 	@echo "make up     run the local stack in the foreground (Ctrl-C stops it)"
 	@echo "make lint   ruff and mypy"
-	@echo "make package  build and check the Lambda package (STAGE=prod) into build/lambda/package"
+	@echo "make vendor   fill vendor/ (Pillow-SIMD + plugins for Lambda): then chalice package/deploy --stage S work"
+	@echo "make package  make vendor, then build and check the Lambda package (STAGE=prod) into build/lambda/package"
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -34,10 +35,13 @@ lint: setup
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+vendor: setup
+	$(PY) -m infra.package_lambda --vendor-only
+
 package: setup
 	$(PY) scripts/package_lambda.py --stage $(STAGE)
 
 ci: lint test
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output build/lambda
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache demo-output build/lambda vendor

@@ -52,6 +52,7 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 BUILD_ROOT = PROJECT_ROOT / "build" / "lambda"
@@ -81,6 +82,18 @@ BUILD_HEADERS = {
     "lcms2.h": "liblcms2-dev",
 }
 INCLUDE_DIRS = (Path("/usr/include"), Path("/usr/local/include"), Path("/usr/include/x86_64-linux-gnu"))
+IMAGE_REQUIREMENTS = PROJECT_ROOT / "requirements-image.txt"
+VENDOR = PROJECT_ROOT / "vendor"
+# requirements.txt's last line is ``-r vendor/<this>``: a plain ``chalice package``/``deploy``
+# without ``make vendor`` stops at pip's "Could not open requirements file" naming it.
+VENDOR_GUARD = "RUN-make-vendor-FIRST.txt"
+# They declare a dependency on Pillow, which would replace Pillow-SIMD: wheels only, no deps.
+NO_DEPS_PLUGINS = ("pillow-heif", "pillow-avif-plugin")
+# The processor's event source mapping returns only the records the handler reports
+# (chalicelib/events/uploads.py); Chalice has no option for it.
+FUNCTION_RESPONSE_TYPES = ["ReportBatchItemFailures"]
+PROCESSOR_FUNCTION = "handle_upload_events"
+PROCESSOR_RESOURCE = "HandleUploadEvents"
 STAGED_PROJECT_FILES = ("app.py",)
 STAGED_PROJECT_DIRS = ("chalicelib",)
 VENDORED_DIRS = ("processors",)
@@ -208,15 +221,6 @@ def pinned_requirement(requirements: Path, name: str) -> str:
     raise PackagingError(f"{requirements.name} does not pin {name} (expected '{name}==VERSION')")
 
 
-def without_requirement(requirements: Path, name: str) -> str:
-    kept = [
-        line
-        for line in requirements.read_text().splitlines()
-        if not re.match(rf"^{re.escape(name)}\s*([<>=!~;\[]|$)", line.strip(), re.IGNORECASE)
-    ]
-    return "\n".join(kept) + "\n"
-
-
 def run(command: Sequence[str | Path], *, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
     """Run a command, echoing nothing; on failure raise with the tail of its output."""
     result = subprocess.run(
@@ -309,14 +313,15 @@ LAMBDA_TASK_ROOT = "/var/task"
 PYC_MODE = py_compile.PycInvalidationMode.CHECKED_HASH
 
 
-def precompile_tree(directory: Path, deployed_as: str) -> None:
+def precompile_tree(directory: Path, deployed_as: str, *, force: bool = False) -> None:
     """Checked-hash bytecode beside every module under ``directory``, recording the path
     Lambda sees (``/var/task/<deployed_as>/...``) so that the output depends on the
     sources only (which keeps Chalice's package cache, keyed on the staged files, valid).
     A file that does not compile under Python 3.12 (a few packages ship
     Python 2 era helpers that nothing imports) stays source only."""
     ddir = f"{LAMBDA_TASK_ROOT}/{deployed_as}".rstrip("/")
-    compileall.compile_dir(str(directory), ddir=ddir, quiet=2, invalidation_mode=PYC_MODE, workers=0)
+    # force: compileall keeps a timestamp .pyc that matches its source as it is.
+    compileall.compile_dir(str(directory), ddir=ddir, quiet=2, invalidation_mode=PYC_MODE, workers=0, force=force)
 
 
 def bytecode_name(source_name: str) -> str:
@@ -347,7 +352,74 @@ def add_bytecode(zip_path: Path) -> tuple[int, int]:
     return len(sources), len(sources) - len(missing) + len(compiled)
 
 
-def stage_project(wheel: Path, staging: Path) -> Path:
+def platform_arguments() -> list[str]:
+    """``--platform`` for every manylinux_2_Y up to the runtime's glibc: pip takes each tag
+    as it is, without the older ones a perennial tag includes (as Chalice itself does)."""
+    tags = [f"manylinux_{MAX_GLIBC[0]}_{minor}_x86_64" for minor in range(17, MAX_GLIBC[1] + 1)]
+    return [argument for tag in [*tags, "manylinux2014_x86_64"] for argument in ("--platform", tag)]
+
+
+def download_plugin_wheels() -> list[Path]:
+    """The manylinux wheels of the Pillow plugins, without their dependencies."""
+    wheels: list[Path] = []
+    for name in NO_DEPS_PLUGINS:
+        requirement = pinned_requirement(IMAGE_REQUIREMENTS, name)
+        target = BUILD_ROOT / "plugins" / requirement.replace("==", "-")
+        found = sorted(target.glob("*.whl")) if target.exists() else []
+        if not found:
+            log(f"downloading {requirement} ({PLATFORM_TAG} or older, no dependencies)")
+            python = f"{PYTHON_VERSION[0]}{PYTHON_VERSION[1]}"
+            run(
+                [
+                    sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                    *platform_arguments(), "--python-version", python, "--implementation", "cp",
+                    "--abi", f"cp{python}", "--progress-bar", "off", "-d", target, requirement,
+                ]
+            )  # fmt: skip
+            found = sorted(target.glob("*.whl"))
+        if len(found) != 1:
+            raise PackagingError(f"expected one wheel for {requirement} in {target}, found {len(found)}")
+        wheels.append(found[0])
+    return wheels
+
+
+def make_vendor(vendor: Path = VENDOR, *, cflags: str, rebuild: bool) -> tuple[int, ...]:
+    """``make vendor``: fill Chalice's ``vendor/`` (zipped as it is into the package root)
+    with Pillow-SIMD (built and repaired with its shared libraries) and the plugins' manylinux
+    wheels unpacked, checked-hash bytecode for them, ``processors`` (a link to the project's,
+    which Chalice follows, so it never goes stale) and the file requirements.txt names.
+    Also compiles ``chalicelib/`` and ``processors/`` in place to checked-hash bytecode, which
+    Chalice zips as it finds it. Returns the highest glibc version any ELF file needs."""
+    wheels = [build_pillow_wheel(pinned_requirement(IMAGE_REQUIREMENTS, "pillow-simd"), cflags, rebuild)]
+    wheels += download_plugin_wheels()
+    building = vendor.with_name(f".{vendor.name}-building")
+    shutil.rmtree(building, ignore_errors=True)
+    building.mkdir(parents=True)
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as archive:
+            archive.extractall(building)
+    for path in building.rglob("*.so*"):  # zipfile drops the mode bits
+        path.chmod(0o755)
+    highest = check_glibc(building)
+    precompile_tree(building, "")
+    for name in VENDORED_DIRS:
+        (building / name).symlink_to(Path("..") / name, target_is_directory=True)
+        precompile_tree(PROJECT_ROOT / name, name, force=True)
+    for name in STAGED_PROJECT_DIRS:
+        precompile_tree(PROJECT_ROOT / name, name, force=True)
+    (building / VENDOR_GUARD).write_text(
+        "# Written by `make vendor` (infra/package_lambda.py); requirements.txt names this file so\n"
+        "# that chalice package/deploy stop without it. Unpacked here, --no-deps:\n"
+        + "".join(f"#   {wheel.name}\n" for wheel in wheels)
+    )
+    if vendor.is_symlink() or vendor.exists():
+        _remove(vendor)
+    building.rename(vendor)
+    log(f"vendor/: {', '.join(w.name for w in wheels)}; highest glibc needed GLIBC_{version_text(highest)}")
+    return highest
+
+
+def stage_project(staging: Path) -> Path:
     """A copy of the project Chalice can package; returns its ``vendor/``."""
     log(f"staging the project in {staging.relative_to(PROJECT_ROOT)}")
     staging.mkdir(parents=True, exist_ok=True)
@@ -371,15 +443,9 @@ def stage_project(wheel: Path, staging: Path) -> Path:
         shutil.copy2(PROJECT_ROOT / name, staging / name)
     for name in STAGED_PROJECT_DIRS:
         _copy_tree(PROJECT_ROOT / name, staging / name)
-    (staging / "requirements.txt").write_text(without_requirement(PROJECT_ROOT / "requirements.txt", "pillow-simd"))
+    shutil.copy2(PROJECT_ROOT / "requirements.txt", staging / "requirements.txt")
     vendor = staging / "vendor"
-    vendor.mkdir()
-    for name in VENDORED_DIRS:
-        _copy_tree(PROJECT_ROOT / name, vendor / name)
-    with zipfile.ZipFile(wheel) as archive:
-        archive.extractall(vendor)
-    for path in vendor.rglob("*.so*"):  # zipfile drops the mode bits
-        path.chmod(0o755)
+    _copy_tree(VENDOR, vendor)  # make_vendor's; the processors link copied as files
     # Chalice zips these directories as they are, bytecode included.
     for name in STAGED_PROJECT_DIRS:
         precompile_tree(staging / name, name)
@@ -411,7 +477,7 @@ def chalice_package(staging: Path, stage: str, out: Path) -> None:
     # chalicelib/api/cors.py, are in the API definition Chalice writes.)
     merged = monitoring_template(stage)
     gateway = template_resources(cross_origin=cross_origin_allowed(stage_environment(stage)))
-    merged["Resources"] = {**merged["Resources"], **gateway}
+    merged["Resources"] = {**merged["Resources"], **gateway, **batch_item_failures_resource()}
     monitoring = staging / "monitoring.json"
     monitoring.write_text(json.dumps(merged, indent=2))
     log(f"chalice package --stage {stage} (pip-installs requirements.txt for manylinux; cached after the first run)")
@@ -424,6 +490,36 @@ def chalice_package(staging: Path, stage: str, out: Path) -> None:
         raise PackagingError(f"chalice warned: {warning.strip()}")
     for line in output.strip().splitlines():
         log(f"  chalice: {line}")
+
+
+def batch_item_failures_resource() -> dict[str, Any]:
+    """Merged into Chalice's template: the processor's SQS event with partial batch responses."""
+    event = f"{PROCESSOR_RESOURCE}SqsEventSource"
+    return {
+        PROCESSOR_RESOURCE: {
+            "Properties": {"Events": {event: {"Properties": {"FunctionResponseTypes": FUNCTION_RESPONSE_TYPES}}}}
+        }
+    }
+
+
+def enable_batch_item_failures(stage: str, lambda_client: Any = None) -> list[str]:
+    """After ``chalice deploy``: ReportBatchItemFailures on the processor's event source
+    mappings (Chalice creates them without it). Returns the mappings' UUIDs."""
+    import boto3
+
+    from infra.stage_config import stage_environment
+
+    region = stage_environment(stage).get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    client = lambda_client or boto3.client("lambda", region_name=region)
+    function = f"image-service-{stage}-{PROCESSOR_FUNCTION}"
+    mappings = client.list_event_source_mappings(FunctionName=function).get("EventSourceMappings", [])
+    if not mappings:
+        raise PackagingError(f"{function} has no event source mapping; did chalice deploy finish?")
+    for mapping in mappings:
+        if mapping.get("FunctionResponseTypes") != FUNCTION_RESPONSE_TYPES:
+            client.update_event_source_mapping(UUID=mapping["UUID"], FunctionResponseTypes=FUNCTION_RESPONSE_TYPES)
+        log(f"event source mapping {mapping['UUID']}: FunctionResponseTypes {FUNCTION_RESPONSE_TYPES}")
+    return [str(mapping["UUID"]) for mapping in mappings]
 
 
 def chalice_deploy(staging: Path, stage: str) -> None:
@@ -447,6 +543,7 @@ def chalice_deploy(staging: Path, stage: str) -> None:
     from infra.gateway_responses import main as apply_gateway_responses
 
     apply_gateway_responses(["--stage", stage])
+    enable_batch_item_failures(stage)
 
 
 def cfn_lint(template: Path) -> str:
@@ -488,16 +585,10 @@ def package(stage: str, out: Path, *, cflags: str, rebuild: bool, lint: bool, de
 
 
 def _package_locked(stage: str, out: Path, *, cflags: str, rebuild: bool, lint: bool, deploy: bool) -> PackageReport:
-    requirement = pinned_requirement(PROJECT_ROOT / "requirements.txt", "pillow-simd")
-    wheel = build_pillow_wheel(requirement, cflags, rebuild)
+    make_vendor(VENDOR, cflags=cflags, rebuild=rebuild)  # the step `make vendor` runs alone
     check_dir = BUILD_ROOT / "check"
-    shutil.rmtree(check_dir, ignore_errors=True)
-    with zipfile.ZipFile(wheel) as archive:
-        archive.extractall(check_dir)
-    highest = check_glibc(check_dir)
-    log(f"glibc check (Pillow-SIMD wheel): highest needed is GLIBC_{version_text(highest)}")
     staging = BUILD_ROOT / "project"
-    stage_project(wheel, staging)
+    stage_project(staging)
     chalice_package(staging, stage, out)
     zip_path = out / "deployment.zip"
     template = out / "sam.json"
@@ -509,7 +600,7 @@ def _package_locked(stage: str, out: Path, *, cflags: str, rebuild: bool, lint: 
     log(f"bytecode: {compiled} of {modules} modules precompiled (checked-hash, Python {version_text(PYTHON_VERSION)})")
     zip_bytes, unpacked_bytes = verify_zip(zip_path)
     # Every ELF file in the zip, including the manylinux wheels Chalice picked.
-    shutil.rmtree(check_dir)
+    shutil.rmtree(check_dir, ignore_errors=True)
     with zipfile.ZipFile(zip_path) as archive:
         archive.extractall(check_dir)
     highest = check_glibc(check_dir)
@@ -537,6 +628,17 @@ def parse_args(argv: Iterable[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="then run `chalice deploy --stage STAGE` from the staging copy (needs AWS credentials)",
     )
+    parser.add_argument(
+        "--vendor-only",
+        action="store_true",
+        help="make vendor: only fill vendor/ (then plain `chalice package/deploy --stage S` work)",
+    )
+    parser.add_argument(
+        "--enable-batch-item-failures",
+        action="store_true",
+        help="only set ReportBatchItemFailures on the stage's processor event source mapping "
+        "(after a plain `chalice deploy`; needs AWS credentials)",
+    )
     args = parser.parse_args(list(argv) if argv is not None else None)
     from infra.stage_config import LOCAL_STAGE
 
@@ -550,6 +652,19 @@ def main(argv: Iterable[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.monotonic()
     try:
+        if args.enable_batch_item_failures:
+            enable_batch_item_failures(args.stage)
+            return 0
+        if args.vendor_only:
+            problems = missing_prerequisites()
+            if problems:
+                raise PackagingError("; ".join(problems))
+            BUILD_ROOT.mkdir(parents=True, exist_ok=True)
+            with (BUILD_ROOT / ".lock").open("w") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)
+                make_vendor(VENDOR, cflags=args.cflags, rebuild=args.rebuild)
+            log(f"done in {time.monotonic() - started:.0f}s; chalice package|deploy --stage STAGE now work")
+            return 0
         report = package(
             args.stage,
             args.out.resolve(),

@@ -46,7 +46,7 @@ if [ ! -x .venv/bin/python ] || ! .venv/bin/python -c 'import sys; assert sys.ve
   rm -rf .venv
   "$python" -m venv .venv
 fi
-if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ requirements-dev.txt -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ requirements-image.txt -nt "$stamp" ] || [ requirements-dev.txt -nt "$stamp" ]; then
   echo "bootstrap: installing Python packages (Pillow-SIMD builds from source; a few minutes the first time)"
   .venv/bin/python -m pip install -q --upgrade pip wheel setuptools
   # AVX2 where the CPU has it: Pillow-SIMD's resampling and colour paths use it.
@@ -57,17 +57,19 @@ if [ ! -f "$stamp" ] || [ requirements.txt -nt "$stamp" ] || [ requirements-dev.
   # alone with --no-deps, so Pillow itself is never pulled in.
   no_deps='^(pillow-heif|pillow-avif-plugin)=='
   reqs=$(mktemp -d)
-  grep -vE "$no_deps" requirements.txt >"$reqs/requirements.txt"
+  # requirements.txt is the Lambda's: its last line names vendor/ (make vendor), which a
+  # local install does without; the image libraries come from requirements-image.txt.
+  { grep -vE '^-r vendor/' requirements.txt; grep -vE "$no_deps" requirements-image.txt; } >"$reqs/requirements.txt"
   sed "s|^-r requirements.txt|-r $reqs/requirements.txt|" requirements-dev.txt >"$reqs/requirements-dev.txt"
   CC="cc $cflags" .venv/bin/python -m pip install -q -r "$reqs/requirements-dev.txt"
   # shellcheck disable=SC2046  # one argument per requirement line
-  .venv/bin/python -m pip install -q --no-deps $(grep -E "$no_deps" requirements.txt)
+  .venv/bin/python -m pip install -q --no-deps $(grep -E "$no_deps" requirements-image.txt)
   rm -rf "$reqs"
   # Pillow-SIMD and Pillow share the PIL namespace; nothing may replace the SIMD build.
   if .venv/bin/python -m pip show pillow >/dev/null 2>&1; then
     echo "bootstrap: a dependency pulled in Pillow; restoring Pillow-SIMD" >&2
     .venv/bin/python -m pip uninstall -q -y pillow pillow-simd
-    CC="cc $cflags" .venv/bin/python -m pip install -q --no-deps --force-reinstall "$(grep -E '^pillow-simd' requirements.txt)"
+    CC="cc $cflags" .venv/bin/python -m pip install -q --no-deps --force-reinstall "$(grep -E '^pillow-simd' requirements-image.txt)"
   fi
   touch "$stamp"
 fi

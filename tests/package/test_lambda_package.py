@@ -301,7 +301,7 @@ def run_clean(script: str, unpacked: Path, *args: str, **environment: str) -> di
 def test_the_handlers_import_and_pillow_works_in_a_clean_interpreter(package_dir: Path, unpacked: Path) -> None:
     report = run_clean(CLEAN_IMPORT, unpacked, json.dumps(template_handlers(package_dir)))
     assert {"handle_upload_events", "sweep_uploads"} <= set(report["handler_map"])
-    pinned = package_lambda.pinned_requirement(PROJECT_ROOT / "requirements.txt", "pillow-simd")
+    pinned = package_lambda.pinned_requirement(PROJECT_ROOT / "requirements-image.txt", "pillow-simd")
     assert report["pillow"] == pinned.split("==", 1)[1]
 
 
