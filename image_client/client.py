@@ -132,6 +132,12 @@ class ImageServiceClient:
         result: dict[str, Any] = self._json(response)
         return result
 
+    def get_image(self, image_id: str) -> dict[str, Any]:
+        """``GET /images/{id}``: the whole Image (renditions, srcset, thumbhash, ... once completed)."""
+        response = self._send("GET", f"{self.api_url}/images/{image_id}", repeatable=True, headers=self._headers())
+        result: dict[str, Any] = self._json(response)
+        return result
+
     def wait_until_done(
         self,
         image_id: str,

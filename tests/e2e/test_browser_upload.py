@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page, expect, sync_playwright
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Route, expect, sync_playwright
 
 from image_client.client import ImageServiceClient
 from local_stack.process import RunningStack
@@ -30,6 +31,9 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+#: Any encoded image the page may fetch (renditions and thumbnails, whatever their keys).
+RENDITION_URL = re.compile(r"\.(webp|avif)(\?.*)?$")
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is not installed")
 
@@ -53,11 +57,18 @@ def browser_page(tmp_path: Path) -> Iterator[Page]:
             context.close()
 
 
-def test_the_demo_page_uploads_a_photo_and_shows_its_thumbnail(
+def test_the_demo_page_uploads_a_photo_and_shows_it_from_srcset_over_its_thumbhash(
     stack: RunningStack, browser_page: Page, corpus_dir: Path
 ) -> None:
     page = browser_page
     console_errors: list[str] = []
+    # Hold every rendition request until the placeholder has been seen, then let them through.
+    held: list[Route] = []
+
+    def hold(route: Route) -> None:
+        held.append(route)
+
+    page.route(RENDITION_URL, hold)
 
     def record_error(message: ConsoleMessage) -> None:
         if message.type == "error":
@@ -76,9 +87,27 @@ def test_the_demo_page_uploads_a_photo_and_shows_its_thumbnail(
     expect(upload).to_have_attribute("data-status", "completed", timeout=120_000)
     image_id = upload.get_attribute("data-image-id")
     assert image_id is not None and len(image_id) == 26
-    thumbnail = upload.get_by_role("img", name="Thumbnail of kite.jpg")
-    expect(thumbnail).to_have_js_property("naturalWidth", 400)  # loaded, and the 400 px rendition
-    assert f"/thumbnails/{image_id}.webp" in (thumbnail.get_attribute("src") or "")
+    image = ImageServiceClient(stack.api_url, token).get_image(image_id)
+    preview = upload.get_by_role("img", name="Preview of kite.jpg")
+    # While the rendition is on its way: the ThumbHash, decoded in the page, over the dominant colour.
+    expect(preview).to_have_attribute("data-placeholder", "thumbhash")
+    assert preview.get_attribute("data-loaded") is None
+    background = preview.evaluate("img => getComputedStyle(img).backgroundImage")
+    assert background.startswith('url("data:image/png;base64,')
+    assert preview.evaluate("img => img.style.backgroundColor") != ""
+    assert preview.get_attribute("srcset") == image["srcset"]
+    assert preview.get_attribute("sizes") == "160px"
+    assert held, "the rendition was requested while the placeholder showed"
+    for route in held:
+        route.continue_()
+    page.unroute(RENDITION_URL, hold)
+    expect(preview).to_have_attribute("data-loaded", "true")
+    # 160 CSS px at DPR 1: the browser picked the 320 px rung of the ladder, not the 2048 px one.
+    smallest = image["renditions"][0]
+    assert smallest["width"] == 320
+    expect(preview).to_have_js_property("currentSrc", smallest["url"])
+    assert preview.evaluate("img => img.complete && img.naturalWidth > 0")
+    assert preview.evaluate("img => getComputedStyle(img).backgroundImage") == "none"
     file_size = (corpus_dir / "kite.jpg").stat().st_size
     expect(upload.get_by_role("progressbar", name="Upload progress of kite.jpg")).to_have_attribute(
         "value", str(file_size)

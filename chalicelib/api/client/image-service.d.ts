@@ -25,12 +25,31 @@ export interface Image {
   imageUrl?: string;
   thumbnailUrl?: string;
   placeholder?: string;
+  /** Completed images (v1.1): the responsive ladder, smallest first (API.md "Renditions"). */
+  renditions?: Rendition[];
+  /** The WebP ladder as an `<img srcset>` value with `w` descriptors. */
+  srcset?: string;
+  /** Base64 ThumbHash: `thumbHashToDataURL(image.thumbhash)` draws it. */
+  thumbhash?: string;
+  /** sRGB `#rrggbb`. */
+  dominantColor?: string;
+  renditionVersion?: number;
+  /** The owner's earliest still-existing completed image that is the same photo, else null. */
+  duplicateOf?: string | null;
   error?: ImageErrorInfo;
   createdAt: string;
   updatedAt: string;
   uploadedAt?: string;
   /** Also the ETag; send it back as If-Match (`updateImage(id, changes, { version })`). */
   version: number;
+}
+
+export interface Rendition {
+  width: number;
+  height: number;
+  format: "webp" | "avif";
+  url: string;
+  bytes: number;
 }
 
 export interface ImageStatusInfo {
@@ -178,3 +197,12 @@ export class ImageServiceClient {
 export function idempotencyKey(file: Blob & { name: string }, attempt?: number): Promise<string>;
 export function contentTypeOf(file: Blob & { name: string }): string;
 export function retryDelayMs(response: Response | null, attempt: number): number;
+
+/** ThumbHash decoding, ported from the reference thumbhash.js (MIT). */
+export function thumbHashBytes(base64: string): Uint8Array;
+/** At most 32x32 RGBA pixels, not premultiplied. */
+export function thumbHashToRGBA(hash: ArrayLike<number>): { w: number; h: number; rgba: Uint8Array };
+export function thumbHashToApproximateAspectRatio(hash: ArrayLike<number>): number;
+export function rgbaToDataURL(w: number, h: number, rgba: ArrayLike<number>): string;
+/** A PNG data URL of the placeholder; `hash` is the API's base64 `thumbhash` or its bytes. */
+export function thumbHashToDataURL(hash: string | ArrayLike<number>): string;
