@@ -10,6 +10,8 @@ import sys
 from functools import lru_cache
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from processors import ImageRejected, Limits, process_image
@@ -284,3 +286,66 @@ def test_the_pil_in_use_is_pillow_simd_with_the_plugins_loaded() -> None:
         importlib.metadata.version("pillow")
     assert "HEIF" in Image.OPEN and "AVIF" in Image.OPEN
     assert pillow_heif.__version__.startswith("1.")
+
+
+@lru_cache(maxsize=1)
+def _fuzz_seeds() -> tuple[bytes, ...]:
+    noisy = Image.effect_noise((64, 48), 80).convert("RGB")
+    p3 = icc_profile("Display P3", primaries=P3_PRIMARIES, gamma=2.2)
+    return (
+        _heif(noisy),
+        _heif(noisy, exif=_exif(6), icc_profile=p3),
+        _heif(quadrants(256, 128), tile_size=64),
+        _heif(Image.new("RGB", (32, 32), RED), save_all=True, append_images=[noisy], primary_index=1),
+        _heif(Image.new("RGBA", (32, 32), (0, 0, 255, 100))),
+        _avif(noisy),
+        _avif(noisy, exif=_exif(8), icc_profile=p3),
+        _avif(Image.new("RGBA", (32, 32), (0, 0, 255, 100))),
+    )
+
+
+@st.composite
+def _mutated(draw: st.DrawFn) -> bytes:
+    data = bytearray(draw(st.sampled_from(_fuzz_seeds())))
+    for _ in range(draw(st.integers(1, 4))):
+        op = draw(st.sampled_from(["flip", "set", "truncate", "insert", "delete", "dup"]))
+        pos = draw(st.integers(0, max(0, len(data) - 1)))
+        if op == "flip" and data:
+            data[pos] ^= 1 << draw(st.integers(0, 7))
+        elif op == "set" and data:
+            data[pos] = draw(st.sampled_from([0x00, 0xFF, 0x7F, 0x80, 0x01, 0x10]))
+        elif op == "truncate":
+            del data[pos:]
+        elif op == "insert":
+            data[pos:pos] = draw(st.binary(min_size=1, max_size=16))
+        elif op == "delete":
+            del data[pos : pos + draw(st.integers(1, 32))]
+        elif op == "dup":
+            data[pos:pos] = data[pos : pos + draw(st.integers(1, 64))]
+    return bytes(data)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@settings(
+    max_examples=300, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(_mutated())
+def test_mutated_heif_and_avif_never_escape_as_other_exceptions(data: bytes) -> None:
+    # Small limits keep each example cheap when a mutation inflates a header.
+    rejected: ImageRejected | None = None
+    try:
+        result = process_image(data, Limits(max_bytes=1024 * 1024, max_pixels=1_000_000))
+    except ImageRejected as exc:
+        rejected = exc
+    if rejected is not None:
+        assert rejected.code in ("unsupported_format", "image_too_large", "image_too_complex", "corrupt_image")
+        return
+    assert result.source_format in ("HEIF", "AVIF", "JPEG", "PNG", "WEBP", "GIF")
+    out = decode(result.rendition.data)
+    assert out.size == (result.rendition.width, result.rendition.height)
+
+
+def test_heif_parse_survives_any_cut_of_a_real_file() -> None:
+    data = _phone_photo()
+    for cut in range(0, 4096, 7):
+        heif_module.parse(data[:cut])  # never raises: it stops where the structure is lost
