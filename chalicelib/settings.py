@@ -73,6 +73,9 @@ class Settings(BaseModel):
     image_timeout_seconds: float = Field(default=30.0, gt=0, le=600)
     idempotency_ttl_seconds: int = Field(default=48 * 3600, ge=24 * 3600)
     use_transfer_acceleration: bool = False
+    # AVIF renditions of the ladder beside the WebP ones: several times the WebP ladder's
+    # encode time (docs/benchmarks.md), so off unless the stage asks for them.
+    avif_renditions: bool = False
 
     # CloudWatch Embedded Metric Format lines on stdout.
     metrics_enabled: bool = True

@@ -54,7 +54,15 @@ UserId = Annotated[
     AfterValidator(_usable_user_id),
 ]
 
-ALLOWED_CONTENT_TYPES: tuple[str, ...] = ("image/jpeg", "image/png", "image/webp", "image/gif")
+ALLOWED_CONTENT_TYPES: tuple[str, ...] = (
+    "image/jpeg",
+    "image/png",
+    "image/webp",
+    "image/gif",
+    "image/heic",
+    "image/heif",
+    "image/avif",
+)
 
 
 class ImageStatus(StrEnum):

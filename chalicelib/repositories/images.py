@@ -62,6 +62,19 @@ class IdempotencyKeyTaken(Exception):
         self.existing = existing
 
 
+# What a terminal transition copies from the outcome onto the record (None removes it).
+OUTCOME_FIELDS = (
+    "width",
+    "height",
+    "placeholder",
+    "renditions",
+    "rendition_version",
+    "thumbhash",
+    "dominant_color",
+    "perceptual_hash",
+    "duplicate_of",
+)
+
 # The failure code of an image no delivery managed to process before its deadline.
 STALLED_CODE = "processing_failed"
 STALLED_MESSAGE = "The image could not be processed. Upload it again."
@@ -221,9 +234,8 @@ class ImageRepository:
     def finish_processing(self, image_id: str, outcome: ProcessingOutcome, event_id: str, now: str) -> ImageRecord:
         """``processing -> completed|failed``, recording the outcome and its event id."""
         values = _terminal(image_id, outcome.status, event_id, now, outcome.error_code, outcome.error_message) | {
-            "width": outcome.width,
-            "height": outcome.height,
-            "placeholder": outcome.placeholder,
+            to_camel(name): value
+            for name, value in outcome.model_dump(mode="json", include=set(OUTCOME_FIELDS)).items()
         }
         # ``version`` counts metadata edits (optimistic locking for PATCH), not processing.
         return self._update(image_id, set_values=values, expected=(ImageStatus.PROCESSING,))
@@ -345,6 +357,12 @@ _DROPPED_ON_PURGE = (
     "errorMessage",
     "eventId",
     "eventOccurredAt",
+    "renditions",
+    "renditionVersion",
+    "thumbhash",
+    "dominantColor",
+    "perceptualHash",
+    "duplicateOf",
 )
 
 

@@ -98,14 +98,15 @@ class ObjectStore:
             raise
         return True
 
-    def write_image(self, key: str, data: bytes) -> None:
+    def write_image(self, key: str, data: bytes, content_type: str = "image/webp") -> None:
         with translated_errors():
             self._client.put_object(
                 Bucket=self._images,
                 Key=key,
                 Body=data,
-                ContentType="image/webp",
-                # Keys are per image id and rewritten only with identical bytes.
+                ContentType=content_type,
+                # Keys are per image, rendition spec, box and format, and rewritten only
+                # with identical bytes (a retried delivery): a URL's bytes never change.
                 CacheControl="public, max-age=31536000, immutable",
             )
 

@@ -128,9 +128,11 @@ class ImageService:
 def finish_deletion(record: ImageRecord, store: ObjectStore, cdn: CdnInvalidator | None, queries: ImageQueries) -> None:
     """The steps of a delete after the tombstone: objects, CDN, record. Each is safe to
     repeat; the DELETE runs them, and the sweeper for a DELETE that stopped before the end."""
-    store.delete_image_objects(record.upload_key, [record.rendition_key, record.thumbnail_key])
+    store.delete_image_objects(record.upload_key, record.derived_keys)
     if cdn is not None:
-        cdn.invalidate([f"/{record.rendition_key}", f"/{record.thumbnail_key}"], reference=f"delete-{record.id}")
+        # What the record named, hence what a cache may hold (every rendition, AVIF too).
+        named = [record.rendition_key, record.thumbnail_key, *(r.key for r in record.renditions or ())]
+        cdn.invalidate([f"/{key}" for key in dict.fromkeys(named)], reference=f"delete-{record.id}")
     queries.finish_delete(record.id)
     logs.info("image deleted", imageId=record.id)
 

@@ -21,7 +21,16 @@ from chalicelib import logs, tracing
 from chalicelib.errors import ConditionFailed, TransientFailure
 from chalicelib.metrics import NO_METRICS, Metrics
 from chalicelib.models.common import ImageStatus, format_time, is_image_id, utc_now
-from chalicelib.models.domain import ImageRecord, ProcessingOutcome, event_id_for
+from chalicelib.models.domain import (
+    RENDITION_VERSION,
+    ImageRecord,
+    ProcessingOutcome,
+    Rendition,
+    event_id_for,
+    ladder_box,
+    ladder_key,
+    versioned_thumbnail_key,
+)
 from chalicelib.repositories.events import EventPublisher
 from chalicelib.repositories.images import ImageRepository
 from chalicelib.repositories.storage import ObjectStore
@@ -94,6 +103,23 @@ def _default_processor(data: bytes, limits: Limits) -> ProcessedImage:
     return process_image(data, limits)
 
 
+def _avif_processor(data: bytes, limits: Limits) -> ProcessedImage:
+    from processors import process_image
+
+    return process_image(data, limits, avif=True)
+
+
+class _Written(NamedTuple):
+    """The objects one processing wrote, and what the record is to say about them."""
+
+    renditions: list[Rendition]
+    thumbnail_key: str
+
+    @property
+    def keys(self) -> list[str]:
+        return [*(r.key for r in self.renditions), self.thumbnail_key]
+
+
 class ProcessingService:
     def __init__(
         self,
@@ -102,7 +128,7 @@ class ProcessingService:
         publisher: EventPublisher,
         presenter: Presenter,
         settings: Settings,
-        processor: ImageProcessor = _default_processor,
+        processor: ImageProcessor | None = None,
         clock: Callable[[], datetime] = utc_now,
         metrics: Metrics = NO_METRICS,
         timer: Callable[[], float] = time.monotonic,
@@ -112,7 +138,8 @@ class ProcessingService:
         self._publisher = publisher
         self._presenter = presenter
         self._settings = settings
-        self._processor = processor
+        # None: the real processor, with AVIF renditions where the stage enables them.
+        self._processor = processor or (_avif_processor if settings.avif_renditions else _default_processor)
         self._clock = clock
         self._metrics = metrics
         self._timer = timer
@@ -155,8 +182,11 @@ class ProcessingService:
             return self._duplicate(image_id)
         try:
             outcome = self._outcome(record, key, size)
-        except _UploadVanished:
-            return self._abandon(record)
+        except _UploadVanished as vanished:
+            return self._abandon(record, vanished.written)
+        written = [r.key for r in outcome.renditions or ()]
+        if outcome.renditions:
+            written.append(versioned_thumbnail_key(user_id, image_id, outcome.rendition_version or RENDITION_VERSION))
         event_id = event_id_for(image_id, outcome.status)
         try:
             record = self._images.finish_processing(image_id, outcome, event_id, format_time(self._clock()))
@@ -165,11 +195,11 @@ class ProcessingService:
             # image after its deadline, or it was deleted meanwhile.
             current = self._images.get(image_id)
             if current is None or current.deleted_at is not None:
-                self._store.delete_image_objects(record.upload_key, [record.rendition_key, record.thumbnail_key])
+                self._store.delete_image_objects(record.upload_key, [*written, *record.derived_keys])
                 return Outcome.IGNORED
-            if outcome.status is ImageStatus.COMPLETED and current.status is not ImageStatus.COMPLETED:
+            if outcome.status is ImageStatus.COMPLETED and current.status is not ImageStatus.COMPLETED and written:
                 # The renditions just written belong to no completed image.
-                self._store.delete_renditions([record.rendition_key, record.thumbnail_key])
+                self._store.delete_renditions(written)
             return self._duplicate(image_id)
         logs.info("processing finished", status=outcome.status.value, errorCode=outcome.error_code)
         if outcome.error_code is not None:
@@ -179,11 +209,11 @@ class ProcessingService:
         self._announce(record)
         return Outcome(outcome.status.value)
 
-    def _abandon(self, record: ImageRecord) -> Outcome:
+    def _abandon(self, record: ImageRecord, written: list[str]) -> Outcome:
         """The original vanished mid-processing: a DELETE got there first, or it will."""
         current = self._images.get(record.id)
         if current is None or current.deleted_at is not None:
-            self._store.delete_image_objects(record.upload_key, [record.rendition_key, record.thumbnail_key])
+            self._store.delete_image_objects(record.upload_key, [*written, *record.derived_keys])
             logs.info("image deleted while it was processed; its renditions were removed")
             return Outcome.IGNORED
         # A live image without its original: retry; the sweeper fails it at its deadline.
@@ -226,24 +256,59 @@ class ProcessingService:
             return _failed(rejected.code, rejected.message)
         for step, milliseconds in result.timings_ms.items():
             self._metrics.emit("ProcessingDuration", milliseconds, "Milliseconds", Step=step)
-        with tracing.subsegment("write_renditions"):
-            writes = [
-                self._writers.submit(self._store.write_image, record.rendition_key, result.rendition.data),
-                self._writers.submit(self._store.write_image, record.thumbnail_key, result.thumbnail.data),
-            ]
-            # Wait for both before raising: a write still running after a failed delivery
-            # could land after the image was deleted, and leave an object nobody knows.
-            wait(writes)
-            for write in writes:
-                write.result()  # re-raises a failed write; the message is retried
+        written = self._write_renditions(record, result)
         if not self._store.mark_processed(key):
-            raise _UploadVanished()
+            raise _UploadVanished(written.keys)
         return ProcessingOutcome(
             status=ImageStatus.COMPLETED,
             width=result.rendition.width,
             height=result.rendition.height,
             placeholder=result.placeholder,
+            renditions=written.renditions,
+            rendition_version=RENDITION_VERSION,
+            thumbhash=result.thumbhash or None,
+            dominant_color=result.dominant_color or None,
+            perceptual_hash=result.perceptual_hash or None,
         )
+
+    def _write_renditions(self, record: ImageRecord, result: ProcessedImage) -> _Written:
+        """Every rendition of the ladder and the thumbnail, under keys of the current spec.
+
+        The keys are derived (spec version, ladder box, format), so a retried delivery
+        rewrites the same keys with the same bytes, and a DELETE knows every key the image
+        may own even when a delivery crashed before recording them (``derived_keys``).
+        """
+        ladder = result.renditions or (result.rendition,)
+        renditions = [
+            Rendition(
+                width=encoded.width,
+                height=encoded.height,
+                format=encoded.format,
+                key=ladder_key(
+                    record.user_id,
+                    record.id,
+                    RENDITION_VERSION,
+                    ladder_box(encoded.width, encoded.height),
+                    encoded.format,
+                ),
+                bytes=len(encoded.data),
+            )
+            for encoded in ladder
+        ]
+        thumbnail = versioned_thumbnail_key(record.user_id, record.id, RENDITION_VERSION)
+        objects = [(r.key, encoded.data, r.format) for r, encoded in zip(renditions, ladder, strict=True)]
+        objects.append((thumbnail, result.thumbnail.data, "webp"))
+        with tracing.subsegment("write_renditions"):
+            writes = [
+                self._writers.submit(self._store.write_image, object_key, data, f"image/{image_format}")
+                for object_key, data, image_format in objects
+            ]
+            # Wait for all before raising: a write still running after a failed delivery
+            # could land after the image was deleted, and leave an object nobody knows.
+            wait(writes)
+            for write in writes:
+                write.result()  # re-raises a failed write; the message is retried
+        return _Written(renditions=renditions, thumbnail_key=thumbnail)
 
     def _announce(self, record: ImageRecord) -> None:
         self._announcer.announce(record)
@@ -251,6 +316,10 @@ class ProcessingService:
 
 class _UploadVanished(Exception):
     """The upload object was removed after it was read (by a DELETE, as a rule)."""
+
+    def __init__(self, written: list[str]) -> None:
+        super().__init__("upload vanished")
+        self.written = written
 
 
 def _failed(code: str, message: str) -> ProcessingOutcome:

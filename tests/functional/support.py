@@ -192,6 +192,25 @@ class Uploader:
         status: dict[str, Any] = response.json_body
         return status
 
+    def get(self, image_id: str, user_id: str = "alice") -> dict[str, Any]:
+        response = self.api.http.get(f"/images/{image_id}", headers=self.auth_for(user_id))
+        assert response.status_code == 200, response.body
+        image: dict[str, Any] = response.json_body
+        return image
+
+    def delete(self, image_id: str, user_id: str = "alice") -> None:
+        response = self.api.http.delete(f"/images/{image_id}", headers=self.auth_for(user_id))
+        assert response.status_code == 204, response.body
+
+    def image_keys(self, prefix: str = "images/") -> set[str]:
+        """Every object key of the image bucket under ``prefix``."""
+        pages = self.stack.s3.get_paginator("list_objects_v2").paginate(Bucket=self.stack.image_bucket, Prefix=prefix)
+        return {item["Key"] for page in pages for item in page.get("Contents", [])}
+
+    def image_head(self, key: str) -> dict[str, Any]:
+        head: dict[str, Any] = self.stack.s3.head_object(Bucket=self.stack.image_bucket, Key=key)
+        return head
+
     def image_object(self, key: str) -> bytes | None:
         try:
             body: bytes = self.stack.s3.get_object(Bucket=self.stack.image_bucket, Key=key)["Body"].read()

@@ -11,6 +11,7 @@ from typing import Any, cast
 
 from chalicelib import dependencies
 from chalicelib.models.common import parse_time
+from chalicelib.models.domain import RENDITION_VERSION
 from chalicelib.models.requests import CreateImageRequest
 from chalicelib.repositories.images import ImageRepository
 from chalicelib.services.uploads import UploadService, UploadTicket
@@ -96,7 +97,9 @@ def test_replaying_a_key_after_the_upload_completed_gives_the_image_without_a_fo
     assert replay.json_body["id"] == created["id"]
     assert replay.json_body["status"] == "completed"
     assert "upload" not in replay.json_body
-    assert replay.json_body["image"]["imageUrl"].endswith(f"/images/alice/{created['id']}.webp")
+    assert replay.json_body["image"]["imageUrl"].endswith(
+        f"/images/alice/{created['id']}/v{RENDITION_VERSION}/320.webp"
+    )
 
 
 class SerialisedClient:

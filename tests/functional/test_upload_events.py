@@ -11,7 +11,7 @@ from PIL import Image
 
 from chalicelib import aws
 from chalicelib.models.common import ImageStatus
-from chalicelib.models.domain import event_id_for
+from chalicelib.models.domain import RENDITION_VERSION, event_id_for, ladder_key, versioned_thumbnail_key
 from chalicelib.services.uploads import new_image_id
 from tests.functional.conftest import Stack
 from tests.functional.support import (
@@ -34,6 +34,15 @@ def webp_size(data: bytes | None) -> tuple[int, int]:
         return image.size
 
 
+def largest(user_id: str, image_id: str, box: int) -> str:
+    """The key of an image's largest WebP rendition, fitted inside ``box``."""
+    return ladder_key(user_id, image_id, RENDITION_VERSION, box, "webp")
+
+
+def thumbnail(user_id: str, image_id: str) -> str:
+    return versioned_thumbnail_key(user_id, image_id, RENDITION_VERSION)
+
+
 def url_path(url: str) -> str:
     return unquote(urlparse(url).path)
 
@@ -53,10 +62,10 @@ def test_a_valid_jpeg_completes_with_a_bounded_rendition_a_thumbnail_and_one_eve
     status = uploader.status(image_id)
     assert status["status"] == "completed"
     assert set(status) == {"id", "status", "updatedAt", "imageUrl", "thumbnailUrl"}
-    assert url_path(status["imageUrl"]).endswith(f"/images/alice/{image_id}.webp")
-    assert url_path(status["thumbnailUrl"]).endswith(f"/images/alice/thumbnails/{image_id}.webp")
-    assert webp_size(uploader.image_object(f"images/alice/{image_id}.webp")) == (2048, 1024)
-    assert webp_size(uploader.image_object(f"images/alice/thumbnails/{image_id}.webp")) == (400, 400)
+    assert url_path(status["imageUrl"]).endswith(f"/{largest('alice', image_id, 2048)}")
+    assert url_path(status["thumbnailUrl"]).endswith(f"/{thumbnail('alice', image_id)}")
+    assert webp_size(uploader.image_object(largest("alice", image_id, 2048))) == (2048, 1024)
+    assert webp_size(uploader.image_object(thumbnail("alice", image_id))) == (400, 400)
     item = image_item(aws_stack, image_id)
     assert item is not None
     assert (item["width"], item["height"]) == (2048, 1024)
@@ -68,6 +77,7 @@ def test_a_valid_jpeg_completes_with_a_bounded_rendition_a_thumbnail_and_one_eve
     assert event.body["eventId"] == event_id_for(image_id, ImageStatus.COMPLETED)
     assert event.body["type"] == "image.completed"
     assert event.body["occurredAt"] == status["updatedAt"]
+    image = uploader.get(image_id)
     assert event.body["image"] == {
         "id": image_id,
         "userId": "alice",
@@ -76,6 +86,10 @@ def test_a_valid_jpeg_completes_with_a_bounded_rendition_a_thumbnail_and_one_eve
         "thumbnailUrl": status["thumbnailUrl"],
         "width": 2048,
         "height": 1024,
+        "renditions": image["renditions"],
+        "srcset": image["srcset"],
+        "thumbhash": image["thumbhash"],
+        "dominantColor": image["dominantColor"],
     }
 
 
@@ -83,8 +97,8 @@ def test_a_small_png_is_never_enlarged(uploader: Uploader) -> None:
     image_id, _ = uploader.process(image_bytes(300, 120, fmt="PNG"), contentType="image/png", filename="s.png")
 
     assert uploader.status(image_id)["status"] == "completed"
-    assert webp_size(uploader.image_object(f"images/alice/{image_id}.webp")) == (300, 120)
-    assert webp_size(uploader.image_object(f"images/alice/thumbnails/{image_id}.webp")) == (400, 400)
+    assert webp_size(uploader.image_object(largest("alice", image_id, 320))) == (300, 120)
+    assert webp_size(uploader.image_object(thumbnail("alice", image_id))) == (400, 400)
 
 
 def test_a_text_file_declared_as_jpeg_fails_with_a_reason_and_is_acknowledged(
@@ -103,7 +117,7 @@ def test_a_text_file_declared_as_jpeg_fails_with_a_reason_and_is_acknowledged(
     assert status["error"]["code"] == "unsupported_format"
     assert status["error"]["message"].strip()
     assert "imageUrl" not in status
-    assert uploader.image_object(f"images/alice/{created['id']}.webp") is None
+    assert uploader.image_object(largest("alice", created["id"], 320)) is None
     [event] = sns_events.drain()
     assert event.attributes == {"eventType": "image.failed", "userId": "alice"}
     assert event.body["eventId"] == event_id_for(created["id"], ImageStatus.FAILED)
@@ -125,7 +139,7 @@ def test_an_upload_larger_than_declared_fails_as_size_mismatch_and_never_complet
     status = uploader.status(created["id"])
     assert status["status"] == "failed"
     assert status["error"]["code"] == "size_mismatch"
-    assert uploader.image_object(f"images/alice/{created['id']}.webp") is None
+    assert uploader.image_object(largest("alice", created["id"], 640)) is None
     assert [e.attributes["eventType"] for e in sns_events.drain()] == ["image.failed"]
 
 
@@ -177,8 +191,8 @@ def test_keys_with_spaces_plus_percent_and_unicode_are_url_decoded(
     for image_id in (via_moto, created["id"]):
         status = uploader.status(image_id, user)
         assert status["status"] == "completed", status
-        assert url_path(status["imageUrl"]).endswith(f"/images/{user}/{image_id}.webp")
-        assert webp_size(uploader.image_object(f"images/{user}/{image_id}.webp")) == (320, 200)
+        assert url_path(status["imageUrl"]).endswith(f"/{largest(user, image_id, 320)}")
+        assert webp_size(uploader.image_object(largest(user, image_id, 320))) == (320, 200)
     assert sorted(e.attributes["userId"] for e in sns_events.drain()) == [user, user]
 
 
@@ -303,5 +317,5 @@ def test_a_crash_while_writing_renditions_is_retried_to_completion(
     deliver(uploader.api, bodies)
 
     assert uploader.status(created["id"])["status"] == "completed"
-    assert webp_size(uploader.image_object(f"images/alice/{created['id']}.webp")) == (320, 200)
+    assert webp_size(uploader.image_object(largest("alice", created["id"], 320))) == (320, 200)
     assert [e.attributes["eventType"] for e in sns_events.drain()] == ["image.completed"]

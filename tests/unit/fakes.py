@@ -17,12 +17,13 @@ from typing import Any
 
 from chalicelib.errors import ConditionFailed, TransientFailure
 from chalicelib.models.common import ImageStatus, format_time, parse_time
-from chalicelib.models.domain import IdempotencyRecord, ImageRecord, ProcessingOutcome, WebhookRecord
+from chalicelib.models.domain import LADDER_BOXES, IdempotencyRecord, ImageRecord, ProcessingOutcome, WebhookRecord
 from chalicelib.models.responses import ImageEvent
 from chalicelib.repositories.events import EventPublisher
 from chalicelib.repositories.images import (
     DELETE_FINISH_DELAY,
     EXPIRED_MESSAGE,
+    OUTCOME_FIELDS,
     STALLED_CODE,
     STALLED_MESSAGE,
     IdempotencyKeyTaken,
@@ -187,7 +188,7 @@ class FakeImageRepository(ImageRepository):
 
     def finish_processing(self, image_id: str, outcome: ProcessingOutcome, event_id: str, now: str) -> ImageRecord:
         values = _terminal(outcome.status, event_id, now, outcome.error_code, outcome.error_message)
-        values.update(width=outcome.width, height=outcome.height, placeholder=outcome.placeholder)
+        values.update({name: getattr(outcome, name) for name in OUTCOME_FIELDS})
         # ``version`` counts metadata edits (PATCH), not processing.
         return self._apply(image_id, (ImageStatus.PROCESSING,), values, sweep=now)
 
@@ -323,6 +324,12 @@ _DROPPED_ON_PURGE = (
     "error_message",
     "event_id",
     "event_occurred_at",
+    "renditions",
+    "rendition_version",
+    "thumbhash",
+    "dominant_color",
+    "perceptual_hash",
+    "duplicate_of",
 )
 
 
@@ -438,6 +445,7 @@ class FakeObjectStore(ObjectStore):
     def __init__(self) -> None:
         self.uploads: dict[str, bytes] = {}
         self.images: dict[str, bytes] = {}
+        self.content_types: dict[str, str] = {}
         self.processed: set[str] = set()  # uploads re-tagged as processed
         self.presigned: list[PresignCall] = []
         self.reads = 0
@@ -469,9 +477,10 @@ class FakeObjectStore(ObjectStore):
                 raise TransientFailure("simulated S3 throttling")
         return self.uploads.get(key)
 
-    def write_image(self, key: str, data: bytes) -> None:
+    def write_image(self, key: str, data: bytes, content_type: str = "image/webp") -> None:
         with self._lock:
             self.images[key] = data
+            self.content_types[key] = content_type
 
     def mark_processed(self, key: str) -> bool:
         with self._lock:
@@ -524,12 +533,18 @@ class FakePublisher(EventPublisher):
 
 @dataclass
 class FakeProcessor:
-    """Stands in for ``processors.process_image``: records calls, returns fixed outputs."""
+    """Stands in for ``processors.process_image``: records calls, returns fixed outputs.
+
+    The ladder follows the real one's sizes (fitted inside 320..2048, never enlarged,
+    collapsed at the original size); ``perceptual_hash`` is what every call reports, so
+    tests choose which uploads are the same photo.
+    """
 
     width: int = 1600
     height: int = 900
     reject: ImageRejected | None = None
     crash: Exception | None = None
+    perceptual_hash: str = "0123456789abcdef"
     calls: list[tuple[bytes, Limits]] = field(default_factory=list)
 
     def __call__(self, data: bytes, limits: Limits) -> ProcessedImage:
@@ -538,17 +553,33 @@ class FakeProcessor:
             raise self.crash
         if self.reject is not None:
             raise self.reject
+        ladder = tuple(
+            EncodedImage(data=b"RENDITION" + data[:8] + b"@%d" % w, width=w, height=h)
+            for w, h in fake_ladder(self.width, self.height)
+        )
         return ProcessedImage(
-            rendition=EncodedImage(data=b"RENDITION" + data[:8], width=self.width, height=self.height),
+            rendition=ladder[-1],
             thumbnail=EncodedImage(data=b"THUMBNAIL" + data[:8], width=400, height=400),
             placeholder="data:image/webp;base64,UklGRg==",
             source_format="JPEG",
             source_width=self.width,
             source_height=self.height,
+            renditions=ladder,
+            thumbhash="HBkSHYSIeHiPiHh8eJd4eTN0EEQG",
+            dominant_color="#4a6b8c",
+            perceptual_hash=self.perceptual_hash,
         )
 
 
-# -- webhooks ------------------------------------------------------------------------------
+def fake_ladder(width: int, height: int) -> list[tuple[int, int]]:
+    """The ladder's sizes as processors.pipeline.ladder_sizes gives them."""
+    sizes: list[tuple[int, int]] = []
+    for side in LADDER_BOXES:
+        scale = min(1.0, side / max(width, height))
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        if size not in sizes:
+            sizes.append(size)
+    return sizes
 
 
 class FakeWebhookRepository(WebhookRepository):

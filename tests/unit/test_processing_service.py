@@ -10,7 +10,14 @@ import pytest
 
 from chalicelib.errors import TransientFailure
 from chalicelib.models.common import ImageStatus, format_time
-from chalicelib.models.domain import ImageRecord, event_id_for, rendition_key, thumbnail_key, upload_key
+from chalicelib.models.domain import (
+    RENDITION_VERSION,
+    ImageRecord,
+    event_id_for,
+    ladder_key,
+    upload_key,
+    versioned_thumbnail_key,
+)
 from chalicelib.services.presenter import Presenter
 from chalicelib.services.processing import Outcome, ProcessingService
 from processors import ImageRejected
@@ -112,9 +119,26 @@ def test_a_valid_upload_completes_with_both_renditions_and_one_event(world: Worl
     assert record.uploaded_at == format_time(world.clock.now)
     assert record.updated_at == format_time(world.clock.now)
     assert record.event_published is True
-    assert set(world.store.images) == {rendition_key(USER, IMAGE_ID), thumbnail_key(USER, IMAGE_ID)}
-    assert world.store.images[rendition_key(USER, IMAGE_ID)].startswith(b"RENDITION")
-    assert world.store.images[thumbnail_key(USER, IMAGE_ID)].startswith(b"THUMBNAIL")
+    # The 1600x900 image: the ladder collapses 1600 and 2048 into one rendition at 1600.
+    ladder = [ladder_key(USER, IMAGE_ID, RENDITION_VERSION, box, "webp") for box in (320, 640, 1024, 1600)]
+    thumbnail = versioned_thumbnail_key(USER, IMAGE_ID, RENDITION_VERSION)
+    assert set(world.store.images) == {*ladder, thumbnail}
+    assert world.store.images[ladder[-1]].startswith(b"RENDITION")
+    assert world.store.images[thumbnail].startswith(b"THUMBNAIL")
+    assert set(world.store.content_types.values()) == {"image/webp"}
+    assert record.renditions is not None
+    assert [(r.width, r.height, r.key) for r in record.renditions] == [
+        (320, 180, ladder[0]),
+        (640, 360, ladder[1]),
+        (1024, 576, ladder[2]),
+        (1600, 900, ladder[3]),
+    ]
+    assert [r.bytes for r in record.renditions] == [len(world.store.images[key]) for key in ladder]
+    assert (record.rendition_key, record.thumbnail_key) == (ladder[-1], thumbnail)
+    assert record.rendition_version == RENDITION_VERSION
+    assert (record.thumbhash, record.dominant_color) == ("HBkSHYSIeHiPiHh8eJd4eTN0EEQG", "#4a6b8c")
+    assert record.perceptual_hash == world.processor.perceptual_hash
+    assert record.duplicate_of is None
     assert [data for data, _ in world.processor.calls] == [UPLOAD]
 
 
@@ -136,14 +160,30 @@ def test_the_completed_event_has_the_api_shape_and_a_derived_event_id(world: Wor
     assert event["eventId"] == event_id_for(IMAGE_ID, ImageStatus.COMPLETED)
     assert event["type"] == "image.completed"
     assert event["occurredAt"] == world.record().updated_at
+    base = f"{CDN}/images/{USER}/{IMAGE_ID}/v{RENDITION_VERSION}"
+    ladder = [(320, 180), (640, 360), (1024, 576), (1600, 900)]
     assert event["image"] == {
         "id": IMAGE_ID,
         "userId": USER,
         "status": "completed",
-        "imageUrl": f"{CDN}/images/{USER}/{IMAGE_ID}.webp",
-        "thumbnailUrl": f"{CDN}/images/{USER}/thumbnails/{IMAGE_ID}.webp",
+        "imageUrl": f"{base}/1600.webp",
+        "thumbnailUrl": f"{base}/thumbnail.webp",
         "width": world.processor.width,
         "height": world.processor.height,
+        # Enough to render the image without asking the API.
+        "renditions": [
+            {
+                "width": w,
+                "height": h,
+                "format": "webp",
+                "url": f"{base}/{w}.webp",
+                "bytes": len(world.store.images[key]),
+            }
+            for (w, h), key in zip(ladder, (r.key for r in world.record().renditions or ()), strict=True)
+        ],
+        "srcset": ", ".join(f"{base}/{w}.webp {w}w" for w, _ in ladder),
+        "thumbhash": "HBkSHYSIeHiPiHh8eJd4eTN0EEQG",
+        "dominantColor": "#4a6b8c",
     }
 
 
@@ -408,7 +448,7 @@ def test_an_url_encoded_key_of_an_unusual_user_id_is_decoded_and_processed() -> 
     key = world.upload(user_id=user)
 
     assert world.service.handle_message(s3_message(key)) == [Outcome.COMPLETED]
-    assert rendition_key(user, IMAGE_ID) in world.store.images
+    assert ladder_key(user, IMAGE_ID, RENDITION_VERSION, 1600, "webp") in world.store.images
 
 
 # --- the image's time budget -------------------------------------------------------------
