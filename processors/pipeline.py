@@ -445,6 +445,11 @@ def _run_jobs(jobs: list[_Job], timings: dict[str, float]) -> dict[str, object]:
 #: (tests/processors/bench_ladder.py): method 4 about 2.5, AVIF (q70, speed 10) about 1.5.
 _COST_WEBP_SLOW: Final = 2.5
 _COST_AVIF: Final = 1.5
+#: A Lanczos resize per output pixel; the placeholder and the ThumbHash, colour and pHash
+#: (fixed: they work on <= 320 px images), in the same pixel-of-WebP units.
+_COST_RESIZE: Final = 0.33
+_COST_PLACEHOLDER: Final = 50_000.0
+_COST_FINGERPRINTS: Final = 150_000.0
 
 
 def process_image(
@@ -545,8 +550,8 @@ def process_image(
     slow = _COST_WEBP_SLOW if small_method > tuning.webp_method else 1.0
     jobs: list[_Job] = [
         _Job("thumbnail", thumbnail, THUMBNAIL_SIDE * THUMBNAIL_SIDE * _COST_WEBP_SLOW),
-        _Job("placeholder", lambda: _placeholder(smallest, lambda i: i, tuning.webp_method), 1.0),
-        _Job("fingerprints", lambda: _fingerprints(smallest), 1.0),
+        _Job("placeholder", lambda: _placeholder(smallest, lambda i: i, tuning.webp_method), _COST_PLACEHOLDER),
+        _Job("fingerprints", lambda: _fingerprints(smallest), _COST_FINGERPRINTS),
     ]
     for w, h in sizes[:-1]:
         encode = partial(_encode, rungs[w, h], RENDITION_QUALITY, small_method)
@@ -557,7 +562,8 @@ def process_image(
 
     # Longest job first into the lane with less work so far (the worker starts with `top`).
     lanes: tuple[list[_Job], list[_Job]] = ([], [])
-    loads = [worker_jobs[0].cost, 0.0]
+    # This thread already spent the ladder's resizes while the worker encoded.
+    loads = [worker_jobs[0].cost, _COST_RESIZE * sum(w * h for w, h in sizes[:-1])]
     for job in sorted(jobs, key=lambda j: j.cost, reverse=True):
         lane = 0 if pool is not None and loads[0] <= loads[1] else 1
         lanes[lane].append(job)
