@@ -9,7 +9,9 @@ and name, so running the command again on the same files creates nothing new: th
 answers with the same image, and an image that already arrived is just reported.
 
 stdout gets a summary table, or with --json exactly one JSON document:
-{"results": [{"file", "id", "status", "imageUrl", "thumbnailUrl", "error"}]}.
+{"results": [{"file", "id", "status", "imageUrl", "thumbnailUrl", "renditions", "srcset",
+"thumbhash", "dominantColor", "duplicateOf", "error"}]}; the fields between the URLs and
+the error are the completed Image's (API.md v1.1), null otherwise.
 Exit status: 0 when every file completed, 1 when any did not, 2 for bad input
 (missing file, unsupported extension, no token) or an unreachable API.
 """
@@ -49,6 +51,12 @@ class Outcome:
     status: str = "pending"
     image_url: str | None = None
     thumbnail_url: str | None = None
+    #: The completed Image's v1.1 fields, as GET /images/{id} gives them.
+    renditions: list[dict[str, Any]] | None = None
+    srcset: str | None = None
+    thumbhash: str | None = None
+    dominant_color: str | None = None
+    duplicate_of: str | None = None
     error: dict[str, str] | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -58,8 +66,23 @@ class Outcome:
             "status": self.status,
             "imageUrl": self.image_url,
             "thumbnailUrl": self.thumbnail_url,
+            "renditions": self.renditions,
+            "srcset": self.srcset,
+            "thumbhash": self.thumbhash,
+            "dominantColor": self.dominant_color,
+            "duplicateOf": self.duplicate_of,
             "error": self.error,
         }
+
+    def take_image(self, image: dict[str, Any]) -> None:
+        """The completed Image's URLs, ladder and placeholders."""
+        self.image_url = image.get("imageUrl", self.image_url)
+        self.thumbnail_url = image.get("thumbnailUrl", self.thumbnail_url)
+        self.renditions = image.get("renditions")
+        self.srcset = image.get("srcset")
+        self.thumbhash = image.get("thumbhash")
+        self.dominant_color = image.get("dominantColor")
+        self.duplicate_of = image.get("duplicateOf")
 
 
 def idempotency_key(name: str, data: bytes, attempt: int = 0) -> str:
@@ -249,6 +272,13 @@ def upload_file(
         outcome.status = final["status"]
         outcome.image_url = final.get("imageUrl")
         outcome.thumbnail_url = final.get("thumbnailUrl")
+        if final["status"] == "completed":
+            try:
+                # The status carries only the URLs; the Image has the ladder and placeholders.
+                outcome.take_image(client.get_image(str(outcome.id)))
+            except (ApiError, requests.RequestException) as error:
+                # Completed all the same: report it, without the Image's extra fields.
+                sys.stderr.write(f"upload.py: {path}: completed, but GET /images/{outcome.id} failed: {error}\n")
         if final.get("error"):
             outcome.error = {"code": str(final["error"].get("code")), "message": str(final["error"].get("message"))}
     progress.phase(index, outcome.status)

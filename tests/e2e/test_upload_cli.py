@@ -17,7 +17,19 @@ from local_stack.process import RunningStack, free_port
 from tests.conftest import PROJECT_ROOT, local_token
 
 UPLOAD_CLI = PROJECT_ROOT / "scripts" / "upload.py"
-RESULT_FIELDS = ["file", "id", "status", "imageUrl", "thumbnailUrl", "error"]
+RESULT_FIELDS = [
+    "file",
+    "id",
+    "status",
+    "imageUrl",
+    "thumbnailUrl",
+    "renditions",
+    "srcset",
+    "thumbhash",
+    "dominantColor",
+    "duplicateOf",
+    "error",
+]
 
 
 def run_cli(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -59,13 +71,25 @@ def test_uploading_two_images_completes_both_and_prints_one_json_document(
     assert completed.returncode == 0, completed.stderr
     results = results_of(completed)
     assert [r["file"] for r in results] == [str(p) for p in two_images]
+    images = ImageServiceClient(stack.api_url, local_token(user))
     for result in results:
         assert list(result) == RESULT_FIELDS
         assert result["status"] == "completed"
         assert len(result["id"]) == 26
-        assert result["imageUrl"].endswith(f"/{result['id']}.webp")
-        assert result["thumbnailUrl"].endswith(f"/thumbnails/{result['id']}.webp")
+        assert result["id"] in result["imageUrl"] and result["id"] in result["thumbnailUrl"]
         assert result["error"] is None
+        # The completed Image's v1.1 fields, exactly as GET /images/{id} has them.
+        image = images.get_image(result["id"])
+        for field in ("imageUrl", "thumbnailUrl", "renditions", "srcset", "thumbhash", "dominantColor"):
+            assert result[field] == image[field], field
+        assert result["duplicateOf"] == image.get("duplicateOf")
+        assert result["renditions"][-1]["url"] == result["imageUrl"]
+        assert result["srcset"].endswith(f"{result['renditions'][-1]['width']}w")
+        assert len(result["dominantColor"]) == 7 and result["thumbhash"]
+    red, blue = results
+    assert [(r["width"], r["height"]) for r in red["renditions"]] == [(320, 240), (640, 480)]
+    assert [(r["width"], r["height"]) for r in blue["renditions"]] == [(192, 320), (300, 500)]
+    assert red["duplicateOf"] is None and blue["duplicateOf"] is None
     assert "completed" in completed.stderr  # progress goes to stderr, not into the JSON
 
 
@@ -100,6 +124,7 @@ def test_a_text_file_named_like_a_jpeg_fails_with_a_message_and_a_nonzero_exit(
     assert result["error"]["code"] == "unsupported_format"
     assert "not a supported image" in result["error"]["message"]
     assert result["thumbnailUrl"] is None
+    assert [result[f] for f in ("renditions", "srcset", "thumbhash", "dominantColor", "duplicateOf")] == [None] * 5
 
 
 def test_the_table_names_every_file_and_counts_the_completed_ones(

@@ -192,3 +192,57 @@ def test_a_stop_ends_the_wait_at_the_next_poll(server: Scripted) -> None:
     with pytest.raises(Cancelled):
         client(server, []).wait_until_done(IMAGE_ID, timeout=60, on_poll=polled, should_stop=stop.is_set)
     assert polls == ["processing"]
+
+
+COMPLETED_IMAGE = {
+    "id": IMAGE_ID,
+    "status": "completed",
+    "imageUrl": "http://s3/i/640.webp",
+    "thumbnailUrl": "http://s3/i/thumb.webp",
+    "renditions": [
+        {"width": 320, "height": 240, "format": "webp", "url": "http://s3/i/320.webp", "bytes": 900},
+        {"width": 640, "height": 480, "format": "webp", "url": "http://s3/i/640.webp", "bytes": 2100},
+    ],
+    "srcset": "http://s3/i/320.webp 320w, http://s3/i/640.webp 640w",
+    "thumbhash": "3OcRJYB4d3h/iIeHeEh3eIhw+j2w",
+    "dominantColor": "#c82828",
+    "duplicateOf": "01JD3ZK4Q8N6W2T1R5Y7B9C0AA",
+}
+
+
+def test_a_completed_outcome_carries_the_images_ladder_and_placeholders(server: Scripted, tmp_path: Path) -> None:
+    path = tmp_path / "a.png"
+    path.write_bytes(b"\x89PNG-bytes")
+    server.on("POST", "/images", (200, {}, created(server, "pending", with_form=False)))
+    server.on("GET", f"/images/{IMAGE_ID}/status", status("completed", imageUrl="http://s3/i/640.webp"))
+    server.on("GET", f"/images/{IMAGE_ID}", (200, {}, COMPLETED_IMAGE))
+
+    progress = upload.Progress(io.StringIO())
+    outcome = upload.upload_file(client(server, []), path, progress, progress.add("a.png"), timeout=5)
+
+    result = outcome.as_json()
+    assert result["status"] == "completed" and result["error"] is None
+    for name in ("imageUrl", "thumbnailUrl", "renditions", "srcset", "thumbhash", "dominantColor", "duplicateOf"):
+        assert result[name] == COMPLETED_IMAGE[name], name
+
+
+def test_a_completed_image_that_cannot_be_read_is_still_reported_completed(
+    server: Scripted, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "a.png"
+    path.write_bytes(b"\x89PNG-bytes")
+    server.on("POST", "/images", (200, {}, created(server, "pending", with_form=False)))
+    server.on("GET", f"/images/{IMAGE_ID}/status", status("completed", imageUrl="http://s3/i/640.webp"))
+    server.on("GET", f"/images/{IMAGE_ID}", (404, {}, {"error": {"code": "not_found", "message": "gone"}}))
+
+    progress = upload.Progress(io.StringIO())
+    outcome = upload.upload_file(client(server, []), path, progress, progress.add("a.png"), timeout=5)
+
+    result = outcome.as_json()
+    assert (result["status"], result["imageUrl"], result["renditions"], result["srcset"]) == (
+        "completed",
+        "http://s3/i/640.webp",
+        None,
+        None,
+    )
+    assert "completed, but GET /images/" in capsys.readouterr().err
