@@ -9,6 +9,7 @@ from chalicelib import aws
 from chalicelib.auth import JwksTokenVerifier, LocalTokenVerifier, TokenVerifier
 from chalicelib.metrics import NO_METRICS, EmfMetrics, Metrics
 from chalicelib.repositories.cdn import CdnInvalidator
+from chalicelib.repositories.duplicates import DuplicateIndex
 from chalicelib.repositories.events import EventPublisher
 from chalicelib.repositories.images import ImageQueries, ImageRepository
 from chalicelib.repositories.imports import ImportRepository
@@ -18,6 +19,7 @@ from chalicelib.repositories.storage import ObjectStore
 from chalicelib.repositories.webhooks import SubscriptionGateway, WebhookRepository
 from chalicelib.services.announcer import EventAnnouncer
 from chalicelib.services.cursors import CursorCodec
+from chalicelib.services.duplicates import DuplicateFinder
 from chalicelib.services.images import ImageService
 from chalicelib.services.imports import ImportService
 from chalicelib.services.presenter import Presenter
@@ -55,6 +57,11 @@ def object_store() -> ObjectStore:
 
 
 @lru_cache(maxsize=1)
+def duplicates() -> DuplicateFinder:
+    return DuplicateFinder(image_repository(), DuplicateIndex(aws.dynamodb(), get_settings().table_name))
+
+
+@lru_cache(maxsize=1)
 def presenter() -> Presenter:
     return Presenter(get_settings().public_image_base_url)
 
@@ -80,7 +87,7 @@ def _cdn() -> CdnInvalidator | None:
 def image_service() -> ImageService:
     queries = ImageQueries(aws.dynamodb(), get_settings().table_name)
     # The cursor secret is read on the first list, not on every cold start.
-    return ImageService(image_repository(), queries, object_store(), cursor_codec, _cdn())
+    return ImageService(image_repository(), queries, object_store(), cursor_codec, _cdn(), duplicates=duplicates())
 
 
 @lru_cache(maxsize=1)
@@ -91,7 +98,13 @@ def event_publisher() -> EventPublisher:
 @lru_cache(maxsize=1)
 def processing_service() -> ProcessingService:
     return ProcessingService(
-        image_repository(), object_store(), event_publisher(), presenter(), get_settings(), metrics=metrics()
+        image_repository(),
+        object_store(),
+        event_publisher(),
+        presenter(),
+        get_settings(),
+        metrics=metrics(),
+        duplicates=duplicates(),
     )
 
 
@@ -110,6 +123,7 @@ def sweeper() -> Sweeper:
         cdn=_cdn(),
         relay_delay=timedelta(seconds=settings.outbox_relay_delay_seconds),
         metrics=metrics(),
+        duplicates=duplicates(),
     )
 
 
@@ -135,6 +149,7 @@ def reset() -> None:
         event_publisher,
         token_verifier,
         image_repository,
+        duplicates,
         object_store,
         presenter,
         upload_service,

@@ -9,6 +9,11 @@ the backfill and ``scripts/reindex_albums.py`` all build their keys with them):
                                                  GSI2SK=UPLOADED#<createdAt>  one of a user's albums
                 GSI3PK=SWEEP#<0..3>              GSI3SK=<due time>            the sparse sweep index
   idempotency   PK=IDEMPOTENCY#<userId>          SK=KEY#<key>, ttl=<epoch seconds>
+  phash bucket  PK=PHASH#<len(userId)>#<userId>#<bucket>
+                                                 SK=<completedAt>#<imageId>   one per band of a completed
+                                                                              image's perceptual hash
+  duplicate of  PK=DUPLICATES#<imageId>          SK=IMAGE#<duplicateId>       back-reference: an image
+                                                                              whose duplicateOf names <imageId>
   webhook       PK=WEBHOOK#<id>                  SK=METADATA
                 GSI1PK=WEBHOOKS#<userId>         GSI1SK=CREATED#<createdAt>   a user's webhooks
 
@@ -114,6 +119,38 @@ def image_keys(
 def sweep_keys(image_id: str, due: str) -> dict[str, str]:
     """The sweep index keys of an image the sweep must look at ``due`` (a time)."""
     return {"GSI3PK": sweep_partition(image_id), "GSI3SK": due}
+
+
+# -- duplicates ---------------------------------------------------------------------------
+
+
+def phash_partition(user_id: str, bucket: str) -> str:
+    """One band value of one owner's perceptual hashes (``processors.phash.buckets``): the
+    owner is in the key, so a lookup never reads another user's image; the length prefix
+    keeps ids containing '#' apart, as in ``album_partition``."""
+    return f"PHASH#{len(user_id)}#{user_id}#{bucket}"
+
+
+def phash_sort(completed_at: str, image_id: str) -> str:
+    """Earliest completed first (RFC 3339 sorts as text); the id makes it unique."""
+    return f"{completed_at}#{image_id}"
+
+
+def phash_sort_image_id(sort: str) -> str:
+    return sort.rpartition("#")[2]
+
+
+def duplicates_partition(image_id: str) -> str:
+    """The back-references of one image: the images whose ``duplicateOf`` names it."""
+    return f"DUPLICATES#{image_id}"
+
+
+def duplicate_sort(duplicate_id: str) -> str:
+    return f"{_IMAGE}{duplicate_id}"
+
+
+def duplicate_id_of(sort: str) -> str:
+    return sort.removeprefix(_IMAGE)
 
 
 # -- idempotency keys --------------------------------------------------------------------

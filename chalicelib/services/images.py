@@ -16,6 +16,7 @@ from chalicelib.repositories.cdn import CdnInvalidator
 from chalicelib.repositories.images import ImageQueries, ImageRepository, WriteRejected
 from chalicelib.repositories.storage import ObjectStore
 from chalicelib.services.cursors import CursorCodec
+from chalicelib.services.duplicates import DuplicateFinder
 
 
 class ImagePage(NamedTuple):
@@ -52,6 +53,7 @@ class ImageService:
         cursors: Callable[[], CursorCodec],
         cdn: CdnInvalidator | None,
         clock: Callable[[], datetime] = utc_now,
+        duplicates: DuplicateFinder | None = None,
     ) -> None:
         self._images = images
         self._queries = queries
@@ -59,6 +61,7 @@ class ImageService:
         self._cursors = cursors
         self._cdn = cdn
         self._clock = clock
+        self._duplicates = duplicates
 
     def get(self, user_id: str, image_id: str) -> ImageRecord:
         return read_owned(self._images, user_id, image_id)
@@ -122,17 +125,26 @@ class ImageService:
             if current is None:
                 raise _not_found(image_id) from rejected
             raise Forbidden("This image belongs to another user.") from rejected
-        finish_deletion(record, self._store, self._cdn, self._queries)
+        finish_deletion(record, self._store, self._cdn, self._queries, self._duplicates)
 
 
-def finish_deletion(record: ImageRecord, store: ObjectStore, cdn: CdnInvalidator | None, queries: ImageQueries) -> None:
-    """The steps of a delete after the tombstone: objects, CDN, record. Each is safe to
-    repeat; the DELETE runs them, and the sweeper for a DELETE that stopped before the end."""
+def finish_deletion(
+    record: ImageRecord,
+    store: ObjectStore,
+    cdn: CdnInvalidator | None,
+    queries: ImageQueries,
+    duplicates: DuplicateFinder | None = None,
+) -> None:
+    """The steps of a delete after the tombstone: objects, CDN, duplicate index (the
+    images that named this one re-pointed), record. Each is safe to repeat; the DELETE
+    runs them, and the sweeper for a DELETE that stopped before the end."""
     store.delete_image_objects(record.upload_key, record.derived_keys)
     if cdn is not None:
         # What the record named, hence what a cache may hold (every rendition, AVIF too).
         named = [record.rendition_key, record.thumbnail_key, *(r.key for r in record.renditions or ())]
         cdn.invalidate([f"/{key}" for key in dict.fromkeys(named)], reference=f"delete-{record.id}")
+    if duplicates is not None:
+        duplicates.forget(record)
     queries.finish_delete(record.id)
     logs.info("image deleted", imageId=record.id)
 

@@ -35,6 +35,7 @@ from chalicelib.repositories.events import EventPublisher
 from chalicelib.repositories.images import ImageRepository
 from chalicelib.repositories.storage import ObjectStore
 from chalicelib.services.announcer import EventAnnouncer
+from chalicelib.services.duplicates import DuplicateFinder
 from chalicelib.services.presenter import Presenter
 from chalicelib.settings import Settings
 
@@ -132,6 +133,7 @@ class ProcessingService:
         clock: Callable[[], datetime] = utc_now,
         metrics: Metrics = NO_METRICS,
         timer: Callable[[], float] = time.monotonic,
+        duplicates: DuplicateFinder | None = None,
     ) -> None:
         self._images = images
         self._store = store
@@ -143,6 +145,7 @@ class ProcessingService:
         self._clock = clock
         self._metrics = metrics
         self._timer = timer
+        self._duplicates = duplicates  # None: duplicateOf is not looked for
         self._announcer = EventAnnouncer(images, publisher, presenter, metrics)
         self._writers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="rendition-writer")
 
@@ -168,6 +171,7 @@ class ProcessingService:
                 # The same upload form may have been posted again: its fresh copy arrived
                 # tagged unprocessed, and the lifecycle rule would remove the kept original.
                 self._store.mark_processed(key)
+                self._index_duplicates(record)  # a crash may have come before the index writes
             self._announce(record)  # a crash may have come between the transition and the publish
             return Outcome.DUPLICATE
         size = self._store.upload_size(key)
@@ -188,8 +192,12 @@ class ProcessingService:
         if outcome.renditions:
             written.append(versioned_thumbnail_key(user_id, image_id, outcome.rendition_version or RENDITION_VERSION))
         event_id = event_id_for(image_id, outcome.status)
+        finished_at = format_time(self._clock())
+        if self._duplicates is not None and outcome.perceptual_hash is not None:
+            duplicate_of = self._duplicates.find(user_id, image_id, outcome.perceptual_hash, finished_at)
+            outcome = outcome.model_copy(update={"duplicate_of": duplicate_of})
         try:
-            record = self._images.finish_processing(image_id, outcome, event_id, format_time(self._clock()))
+            record = self._images.finish_processing(image_id, outcome, event_id, finished_at)
         except ConditionFailed:
             # Another delivery finished first and owns the event, the sweeper failed the
             # image after its deadline, or it was deleted meanwhile.
@@ -206,6 +214,7 @@ class ProcessingService:
             self._metrics.emit("ProcessingFailures", 1, Reason=outcome.error_code)
         else:
             self._metrics.emit("ImagesCompleted", 1)
+            self._index_duplicates(record)
         self._announce(record)
         return Outcome(outcome.status.value)
 
@@ -309,6 +318,10 @@ class ProcessingService:
             for write in writes:
                 write.result()  # re-raises a failed write; the message is retried
         return _Written(renditions=renditions, thumbnail_key=thumbnail)
+
+    def _index_duplicates(self, record: ImageRecord) -> None:
+        if self._duplicates is not None:
+            self._duplicates.index(record)
 
     def _announce(self, record: ImageRecord) -> None:
         self._announcer.announce(record)

@@ -32,6 +32,7 @@ from chalicelib.repositories.keys import sweep_partitions
 from chalicelib.repositories.queue import UploadQueue
 from chalicelib.repositories.storage import ObjectStore
 from chalicelib.services.announcer import EventAnnouncer
+from chalicelib.services.duplicates import DuplicateFinder
 from chalicelib.services.images import finish_deletion
 
 
@@ -64,8 +65,10 @@ class Sweeper:
         relay_delay: timedelta = timedelta(seconds=60),
         clock: Callable[[], datetime] = utc_now,
         metrics: Metrics = NO_METRICS,
+        duplicates: DuplicateFinder | None = None,
     ) -> None:
         self._images = images
+        self._duplicates = duplicates
         self._store = store
         self._announcer = announcer
         self._queue = queue
@@ -106,7 +109,7 @@ class Sweeper:
     def _sweep_one(self, record: ImageRecord, now: datetime, report: SweepReport) -> None:
         if record.deleted_at is not None:
             # A DELETE that stopped after its tombstone (the owner saw a 5xx, or nothing).
-            finish_deletion(record, self._store, self._cdn, self._queries)
+            finish_deletion(record, self._store, self._cdn, self._queries, self._duplicates)
             logs.warning("finished a delete that stopped half-way")
             report.deletes_finished += 1
             return

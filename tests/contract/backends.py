@@ -27,6 +27,7 @@ from moto import mock_aws
 
 from chalicelib.models.domain import ImageRecord
 from chalicelib.models.responses import ImageEvent
+from chalicelib.repositories.duplicates import DuplicateIndex
 from chalicelib.repositories.events import EventPublisher
 from chalicelib.repositories.images import ImageQueries, ImageRepository, item_to_record, record_to_item
 from chalicelib.repositories.queue import RESUBMITTED, UploadQueue
@@ -35,6 +36,7 @@ from chalicelib.repositories.webhooks import SubscriptionGateway, WebhookReposit
 from chalicelib.services.processing import UploadedObject, parse_notification
 from chalicelib.settings import Settings
 from tests.unit.fakes import (
+    FakeDuplicateIndex,
     FakeImageQueries,
     FakeImageRepository,
     FakeObjectStore,
@@ -57,6 +59,7 @@ class Backend(ABC):
     settings: Settings
     images: ImageRepository
     queries: ImageQueries
+    duplicates: DuplicateIndex
     store: ObjectStore
     queue: UploadQueue
     publisher: EventPublisher
@@ -125,6 +128,7 @@ class FakeBackend(Backend):
         self.fake_subscriptions = FakeSubscriptionGateway()
         self.images = self.fake_images
         self.queries = FakeImageQueries(self.fake_images)
+        self.duplicates = FakeDuplicateIndex(self.fake_images)
         self.store = self.fake_store
         self.queue = self.fake_queue
         self.publisher = self.fake_publisher
@@ -251,6 +255,7 @@ class MotoBackend(Backend):
         self.settings = unit_settings(upload_bucket=stage.upload_bucket, image_bucket=stage.image_bucket)
         self.images = ImageRepository(stage.dynamodb, stage.table_name)
         self.queries = ImageQueries(stage.dynamodb, stage.table_name)
+        self.duplicates = DuplicateIndex(stage.dynamodb, stage.table_name)
         self.store = ObjectStore(stage.s3, stage.s3, stage.upload_bucket, stage.image_bucket)
         self.queue = UploadQueue(stage.sqs, stage.queue_name)
         self.publisher = EventPublisher(stage.sns, stage.topic_arn)

@@ -19,6 +19,7 @@ from chalicelib.errors import ConditionFailed, TransientFailure
 from chalicelib.models.common import ImageStatus, format_time, parse_time
 from chalicelib.models.domain import LADDER_BOXES, IdempotencyRecord, ImageRecord, ProcessingOutcome, WebhookRecord
 from chalicelib.models.responses import ImageEvent
+from chalicelib.repositories.duplicates import CANDIDATES_PER_BUCKET, Candidate, DuplicateIndex
 from chalicelib.repositories.events import EventPublisher
 from chalicelib.repositories.images import (
     DELETE_FINISH_DELAY,
@@ -35,7 +36,7 @@ from chalicelib.repositories.images import (
     record_to_item,
     sweep_due,
 )
-from chalicelib.repositories.keys import sweep_partition
+from chalicelib.repositories.keys import phash_partition, phash_sort, phash_sort_image_id, sweep_partition
 from chalicelib.repositories.queue import UploadQueue
 from chalicelib.repositories.storage import ObjectStore, UploadForm
 from chalicelib.repositories.webhooks import SubscribeRefused, SubscriptionGateway, SubscriptionState, WebhookRepository
@@ -429,6 +430,68 @@ class FakeImageQueries(ImageQueries):
             update = {name: _cleared(name) for name in _DROPPED_ON_PURGE}
             repo.records[image_id] = current.model_copy(update={**update, "original_filename": ""})
             repo.purged.add(image_id)
+
+
+class FakeDuplicateIndex(DuplicateIndex):
+    """Bucket items and back-references in dicts, read as the real Queries read them.
+
+    ``images`` is the fake table's records, so ``repoint`` sees the same records as the
+    repository does (one table in DynamoDB).
+    """
+
+    def __init__(self, images: FakeImageRepository) -> None:
+        self.buckets: dict[str, dict[str, str]] = {}  # partition -> sort -> perceptual hash
+        self.back: dict[str, set[str]] = {}  # target id -> duplicate ids
+        self.queries = 0
+        self._images = images
+        self._lock = threading.Lock()
+
+    def candidates(self, user_id: str, buckets: Iterable[str], before: str) -> list[Candidate]:
+        found: dict[str, Candidate] = {}
+        with self._lock:
+            for bucket in buckets:
+                self.queries += 1
+                items = self.buckets.get(phash_partition(user_id, bucket), {})
+                for sort in sorted(s for s in items if s < before)[:CANDIDATES_PER_BUCKET]:
+                    found[sort] = Candidate(phash_sort_image_id(sort), items[sort], sort)
+        return [found[sort] for sort in sorted(found)]
+
+    def add(self, user_id: str, image_id: str, perceptual_hash: str, buckets: Iterable[str], completed_at: str) -> None:
+        with self._lock:
+            for bucket in buckets:
+                self.buckets.setdefault(phash_partition(user_id, bucket), {})[phash_sort(completed_at, image_id)] = (
+                    perceptual_hash
+                )
+
+    def remove(self, user_id: str, image_id: str, buckets: Iterable[str], completed_at: str) -> None:
+        with self._lock:
+            for bucket in buckets:
+                self.buckets.get(phash_partition(user_id, bucket), {}).pop(phash_sort(completed_at, image_id), None)
+
+    def add_back_reference(self, target_id: str, duplicate_id: str) -> None:
+        with self._lock:
+            self.back.setdefault(target_id, set()).add(duplicate_id)
+
+    def remove_back_reference(self, target_id: str, duplicate_id: str) -> None:
+        with self._lock:
+            self.back.get(target_id, set()).discard(duplicate_id)
+
+    def back_references(self, target_id: str) -> list[str]:
+        with self._lock:
+            return sorted(self.back.get(target_id, set()))
+
+    def repoint(self, image_id: str, old: str, new: str | None) -> bool:
+        repo = self._images
+        with repo._lock:
+            current = repo.records.get(image_id)
+            if current is None or current.deleted_at is not None or current.duplicate_of != old:
+                return False
+            repo.records[image_id] = current.model_copy(update={"duplicate_of": new})
+            return True
+
+    def item_count(self) -> int:
+        with self._lock:
+            return sum(len(items) for items in self.buckets.values()) + sum(len(ids) for ids in self.back.values())
 
 
 @dataclass
