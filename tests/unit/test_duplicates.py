@@ -160,7 +160,7 @@ def test_a_copy_completing_while_its_original_is_deleted_does_not_name_it(world:
         world.queries.begin_delete(original, "alice", format_time(world.clock.now))
         return found
 
-    world.finder.find = find_then_delete  # type: ignore[method-assign]
+    world.finder.find = find_then_delete  # type: ignore[method-assign,assignment]
     copy = world.complete(RECOMPRESSED)
 
     assert world.duplicate_of(copy) is None
