@@ -85,13 +85,16 @@ API_INDEXES = (USER_INDEX, ALBUM_INDEX)
 def api_policy(arns: StageArns) -> list[dict[str, Any]]:
     statements = [
         # Items only (a transaction needs the action of each of its puts, no more; the
-        # code has no ConditionCheck action); the API never queries the table itself.
+        # code has no ConditionCheck action); its only Queries of the table are the duplicate index...
         _statement(
             "ImageTable",
             ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
             [arns.table],
         ),
         _statement("ImageIndexes", ["dynamodb:Query"], [f"{arns.table}/index/{index}" for index in API_INDEXES]),
+        # A DELETE re-points the image's duplicates: Queries of its back-references and of
+        # their perceptual-hash buckets (chalicelib/repositories/duplicates.py).
+        _duplicate_index(arns),
         # Presigned POSTs are signed with this role: it must be allowed to put the upload
         # (with the tag the POST policy pins).
         _statement(
@@ -124,9 +127,16 @@ def _list_uploads(arns: StageArns) -> dict[str, Any]:
     )
 
 
+def _duplicate_index(arns: StageArns) -> dict[str, Any]:
+    """The duplicate index's items live in the table (bucket items, back-references)."""
+    return _statement("DuplicateIndex", ["dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"], [arns.table])
+
+
 def processor_policy(arns: StageArns) -> list[dict[str, Any]]:
     return [
         _statement("ImageTable", ["dynamodb:GetItem", "dynamodb:UpdateItem"], [arns.table]),
+        # duplicateOf: Queries of the hash's buckets, the image's bucket items and back-reference.
+        _duplicate_index(arns),
         _statement("ReadUploads", ["s3:GetObject", "s3:PutObjectTagging"], [f"{arns.upload_bucket}/uploads/*"]),
         # A message whose upload is gone (the image was deleted) is dropped, not retried
         # into the DLQ: that needs the 404.
@@ -152,6 +162,8 @@ def sweeper_policy(arns: StageArns) -> list[dict[str, Any]]:
         # Transitions; and the last steps of a DELETE that stopped half-way (the record
         # removed, or an imported one read and kept as a purged tombstone).
         _statement("ImageTable", ["dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:GetItem"], [arns.table]),
+        # ... including the duplicate index's part of it (re-pointing the image's duplicates).
+        _duplicate_index(arns),
         # The renditions of an image whose DELETE stopped half-way.
         _statement("Renditions", ["s3:DeleteObject"], [f"{arns.image_bucket}/images/*"]),
         # Looks for the file of an overdue pending image (HeadObject), removes a stray one.
