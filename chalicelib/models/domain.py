@@ -147,7 +147,7 @@ class ImageRecord(BaseModel):
         """The largest WebP rendition (what ``imageUrl`` names)."""
         webp = self.webp_renditions
         if webp:
-            return webp[-1].key
+            return max(webp, key=lambda r: r.width).key
         return self.legacy_image_key or rendition_key(self.user_id, self.id)
 
     @property
@@ -165,6 +165,8 @@ class ImageRecord(BaseModel):
         renditions and crashed before recording them). Deleting a missing key is a no-op."""
         keys = [self.rendition_key, self.thumbnail_key, *(r.key for r in self.renditions or ())]
         if self.legacy_image_key is None:
+            # v1's keys too: a record re-rendered from v1 may still own them.
+            keys += [rendition_key(self.user_id, self.id), thumbnail_key(self.user_id, self.id)]
             keys += spec_keys(self.user_id, self.id, RENDITION_VERSION)
         return list(dict.fromkeys(keys))
 
