@@ -11,6 +11,10 @@ def _absent(value: Any) -> bool:
     return value is None
 
 
+def _no_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)  # the False sentinel is not a wire value
+
+
 def _unknown(value: Any) -> bool:
     """``False`` stands for "not known" where ``None`` is a value the wire shows as null."""
     return value is False
@@ -88,7 +92,7 @@ class ImageOut(CamelModel):
     duplicate_of: Annotated[
         str | Literal[False] | None,
         WithJsonSchema({"anyOf": [{"type": "string"}, {"type": "null"}], "description": _DUPLICATE_OF}),
-    ] = Field(default=False, exclude_if=_unknown)
+    ] = Field(default=False, exclude_if=_unknown, json_schema_extra=_no_default)
     error: ImageError | None = Field(default=None, exclude_if=_absent)
     created_at: str
     updated_at: str
