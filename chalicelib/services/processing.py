@@ -171,7 +171,10 @@ class ProcessingService:
                 # The same upload form may have been posted again: its fresh copy arrived
                 # tagged unprocessed, and the lifecycle rule would remove the kept original.
                 self._store.mark_processed(key)
-                self._index_duplicates(record)  # a crash may have come before the index writes
+                if not record.event_published:
+                    # A crash may have come between the transition and the index writes
+                    # (they precede the publish, so a published event means they were done).
+                    self._index_duplicates(record)
             self._announce(record)  # a crash may have come between the transition and the publish
             return Outcome.DUPLICATE
         size = self._store.upload_size(key)

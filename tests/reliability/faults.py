@@ -20,7 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.models.domain import ImageRecord, ProcessingOutcome, rendition_key, thumbnail_key
+from chalicelib.models.domain import ImageRecord, ProcessingOutcome, versioned_thumbnail_key
 from chalicelib.models.responses import ImageEvent
 from chalicelib.repositories.events import EventPublisher
 from chalicelib.repositories.images import ImageRepository
@@ -102,9 +102,9 @@ class CrashAfterWrite(ObjectStore):
 
     crash_on: str = "any"
 
-    def write_image(self, key: str, data: bytes) -> None:
-        super().write_image(key, data)
-        kind = "thumbnail" if "/thumbnails/" in key else "rendition"
+    def write_image(self, key: str, data: bytes, content_type: str = "image/webp") -> None:
+        super().write_image(key, data, content_type)
+        kind = "thumbnail" if "thumbnail" in key else "rendition"
         if self.crash_on in (kind, "any"):
             raise SimulatedCrash(f"after writing the {kind}")
 
@@ -204,7 +204,8 @@ def settled(stack: Any, events: list[CapturedEvent], image_id: str, status: str 
     assert item["eventPublished"] is True, "the record does not say its event was published"
     assert "GSI3PK" not in item, "a settled record is still in the sweep index"
     if status == "completed":
-        for key in (rendition_key(item["userId"], image_id), thumbnail_key(item["userId"], image_id)):
+        ladder = [rendition["key"] for rendition in item["renditions"]]
+        for key in (*ladder, versioned_thumbnail_key(item["userId"], image_id, item["renditionVersion"])):
             head = stack.s3.head_object(Bucket=stack.image_bucket, Key=key)
             assert head["ContentLength"] > 0, key
     mine = events_of(events, image_id)

@@ -31,7 +31,11 @@ PROCESSING = Counter(
         "s3.HeadObject": 1,
         "s3.GetObject": 1,
         "s3.PutObjectTagging": 1,
-        "s3.PutObject": 2,
+        # The 800x600 image's ladder (320, 640, 800) and the thumbnail.
+        "s3.PutObject": 4,
+        # duplicateOf: one Query per band of the perceptual hash, one bucket item per band.
+        "dynamodb.Query": 7,
+        "dynamodb.PutItem": 7,
         "sns.Publish": 1,
     }
 )

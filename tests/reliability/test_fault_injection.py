@@ -16,7 +16,6 @@ from botocore.awsrequest import AWSResponse, HTTPHeaders
 
 from chalicelib import aws
 from chalicelib.errors import TransientFailure
-from chalicelib.models.domain import rendition_key, thumbnail_key
 from chalicelib.repositories.images import ImageQueries
 from chalicelib.repositories.queue import UploadQueue
 from chalicelib.services.announcer import EventAnnouncer
@@ -187,8 +186,7 @@ def test_a_late_delivery_after_the_image_was_deleted_is_ignored_and_recreates_no
     assert healthy(aws_stack).handle_message(body) == [Outcome.IGNORED]
 
     assert image_item(aws_stack, image_id) is None
-    assert uploader.image_object(rendition_key("alice", image_id)) is None
-    assert uploader.image_object(thumbnail_key("alice", image_id)) is None
+    assert uploader.image_keys(f"images/alice/{image_id}") == set()
     assert sns_events.drain() == []
 
 
@@ -226,8 +224,7 @@ def test_when_the_image_is_deleted_during_processing_its_renditions_are_removed_
     assert deleted == [204]
     assert outcomes == [Outcome.IGNORED]
     assert image_item(aws_stack, image_id) is None
-    assert uploader.image_object(rendition_key("alice", image_id)) is None
-    assert uploader.image_object(thumbnail_key("alice", image_id)) is None
+    assert uploader.image_keys(f"images/alice/{image_id}") == set()
     assert sns_events.drain() == []
 
 

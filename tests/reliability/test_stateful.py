@@ -130,7 +130,7 @@ class ImagePipeline(RuleBasedStateMachine):
         _crash_after(images, "finish_processing", self.crashes, lambda *_: "finish")
         _crash_after(images, "mark_event_published", self.crashes, lambda *_: "mark")
         _crash_after(
-            store, "write_image", self.crashes, lambda key, *_: "thumbnail" if "/thumbnails/" in key else "rendition"
+            store, "write_image", self.crashes, lambda key, *_: "thumbnail" if "thumbnail" in key else "rendition"
         )
         _crash_after(publisher, "publish", self.crashes, self._record_publish)
         self.uploads = UploadService(images, store, self.settings, clock=self.clock, new_id=Ids())

@@ -15,7 +15,7 @@ import pytest
 
 from chalicelib.errors import TransientFailure
 from chalicelib.models.common import ImageStatus, format_time
-from chalicelib.models.domain import ImageRecord, rendition_key, thumbnail_key, upload_key
+from chalicelib.models.domain import ImageRecord, upload_key
 from chalicelib.services.presenter import Presenter
 from chalicelib.services.processing import ProcessingService, UploadedObject
 from tests.unit.fakes import (
@@ -41,11 +41,11 @@ class RenditionFailsWhileThumbnailIsSlow(FakeObjectStore):
         self.release = threading.Event()
         self.thumbnail_written = threading.Event()
 
-    def write_image(self, key: str, data: bytes) -> None:
-        if "/thumbnails/" not in key:
+    def write_image(self, key: str, data: bytes, content_type: str = "image/webp") -> None:
+        if "thumbnail" not in key:
             raise TransientFailure("simulated S3 500 on the rendition PUT")
         self.release.wait(0.5)
-        super().write_image(key, data)
+        super().write_image(key, data, content_type)
         self.thumbnail_written.set()
 
 
@@ -89,11 +89,9 @@ def test_a_delete_after_a_failed_delivery_leaves_no_thumbnail_behind():
         service.handle_object(UploadedObject(UPLOAD_BUCKET, upload_key("alice", IMAGE_ID)))
 
     # The owner deletes the image (what ImageService.delete does to the objects and record).
-    store.delete_image_objects(
-        upload_key("alice", IMAGE_ID), [rendition_key("alice", IMAGE_ID), thumbnail_key("alice", IMAGE_ID)]
-    )
+    store.delete_image_objects(upload_key("alice", IMAGE_ID), repo.records[IMAGE_ID].derived_keys)
     repo.records.pop(IMAGE_ID)
     store.release.set()
     service._writers.shutdown(wait=True)
 
-    assert thumbnail_key("alice", IMAGE_ID) not in store.images, "an orphaned thumbnail of a deleted image"
+    assert store.images == {}, "an orphaned thumbnail of a deleted image"
