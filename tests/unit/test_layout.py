@@ -75,7 +75,8 @@ def test_no_code_edits_sys_path() -> None:
         f"{path.relative_to(ROOT)}:{number}"
         for path in [ROOT / "app.py", *sources(*RUNTIME, *TOOLING, "scripts")]
         for number, line in enumerate(path.read_text().splitlines(), 1)
-        if "sys.path" in line and not line.lstrip().startswith(("#", "``"))
+        if "sys.path" in line
+        and not line.lstrip().startswith(("#", "``"))
         # bench_import's probe runs in a clean ``python -I -S`` holding only an unpacked
         # Lambda zip: it puts the zip on the path as Lambda's bootstrap puts /var/task.
         and not (path.name == "bench_import.py" and "sys.path.insert(0, {root!r})" in line)
