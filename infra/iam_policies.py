@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chalicelib.repositories.keys import ALBUM_INDEX, SWEEP_INDEX, USER_INDEX
+from chalicelib.repositories.keys import ALBUM_INDEX, DUPLICATE_INDEX_LEADING_KEYS, SWEEP_INDEX, USER_INDEX
 from infra.stage_config import CONFIG_PATH, LOCAL_STAGE, load_config, stage_environment
 
 APP_NAME = "image-service"
@@ -128,8 +128,19 @@ def _list_uploads(arns: StageArns) -> dict[str, Any]:
 
 
 def _duplicate_index(arns: StageArns) -> dict[str, Any]:
-    """The duplicate index's items live in the table (bucket items, back-references)."""
-    return _statement("DuplicateIndex", ["dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"], [arns.table])
+    """The duplicate index's items live in the table (bucket items, back-references): only
+    their partitions (``dynamodb:LeadingKeys``), so a role granted this for them still
+    cannot put, delete or query an image record (the Null test: ForAllValues alone would
+    also pass a request that names no key)."""
+    return _statement(
+        "DuplicateIndex",
+        ["dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+        [arns.table],
+        {
+            "ForAllValues:StringLike": {"dynamodb:LeadingKeys": list(DUPLICATE_INDEX_LEADING_KEYS)},
+            "Null": {"dynamodb:LeadingKeys": ["false"]},
+        },
+    )
 
 
 def processor_policy(arns: StageArns) -> list[dict[str, Any]]:

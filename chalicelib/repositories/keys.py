@@ -123,12 +123,18 @@ def sweep_keys(image_id: str, due: str) -> dict[str, str]:
 
 # -- duplicates ---------------------------------------------------------------------------
 
+_PHASH = "PHASH#"
+_DUPLICATES = "DUPLICATES#"
+#: The partition keys of the duplicate index's items, as IAM's ``dynamodb:LeadingKeys``
+#: patterns: the processor and the sweeper may put, delete and query only these.
+DUPLICATE_INDEX_LEADING_KEYS = (f"{_PHASH}*", f"{_DUPLICATES}*")
+
 
 def phash_partition(user_id: str, bucket: str) -> str:
     """One band value of one owner's perceptual hashes (``processors.phash.buckets``): the
     owner is in the key, so a lookup never reads another user's image; the length prefix
     keeps ids containing '#' apart, as in ``album_partition``."""
-    return f"PHASH#{len(user_id)}#{user_id}#{bucket}"
+    return f"{_PHASH}{len(user_id)}#{user_id}#{bucket}"
 
 
 def phash_sort(completed_at: str, image_id: str) -> str:
@@ -142,7 +148,7 @@ def phash_sort_image_id(sort: str) -> str:
 
 def duplicates_partition(image_id: str) -> str:
     """The back-references of one image: the images whose ``duplicateOf`` names it."""
-    return f"DUPLICATES#{image_id}"
+    return f"{_DUPLICATES}{image_id}"
 
 
 def duplicate_sort(duplicate_id: str) -> str:

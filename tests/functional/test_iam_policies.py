@@ -14,6 +14,8 @@ from datetime import timedelta
 from fnmatch import fnmatchcase as fnmatch
 from typing import Any
 
+import pytest
+
 from chalicelib import aws, dependencies
 from chalicelib.models.common import format_time, utc_now
 from chalicelib.repositories.events import EventPublisher
@@ -156,7 +158,10 @@ def test_each_function_is_granted_exactly_the_kinds_of_calls_its_code_makes(api,
         assert needed <= _granted("prod", suffix), (phase, needed - _granted("prod", suffix))
     # The processor and the sweeper cannot do what only the API does.
     assert "sns:Subscribe" not in _granted("prod", "-processor") | _granted("prod", "-sweeper")
-    assert "dynamodb:PutItem" not in _granted("prod", "-processor") | _granted("prod", "-sweeper")
+    # (Their PutItem is the duplicate index's, on its own partitions only: tested below.)
+    table = iam_policies.StageArns.from_environment("prod", stage_environment("prod")).table
+    any_item = _granted_dynamodb("prod", "-processor") | _granted_dynamodb("prod", "-sweeper")
+    assert ("dynamodb:PutItem", table) not in any_item
 
 
 # -- the API's DynamoDB grants: exactly the actions and the resources its code uses -------
@@ -193,14 +198,35 @@ def recorded_dynamodb_grants(table_arn: str) -> Iterator[set[tuple[str, str]]]:
 
 
 def _granted_dynamodb(stage: str, suffix: str) -> set[tuple[str, str]]:
+    """What the role may do on any item: the duplicate index's statement, limited to its
+    own partitions by ``dynamodb:LeadingKeys``, is checked on its own (below)."""
     document = iam_policies.policy_documents(stage)[f"policy-{stage}{suffix}.json"]
     return {
         (action, resource)
         for statement in document["Statement"]
+        if statement["Sid"] != "DuplicateIndex"
         for action in statement["Action"]
         if action.startswith("dynamodb:")
         for resource in statement["Resource"]
     }
+
+
+@pytest.mark.parametrize("suffix", ["", "-processor", "-sweeper"])
+def test_the_duplicate_index_grant_reaches_only_its_own_partitions(suffix: str) -> None:
+    from chalicelib.repositories import keys
+
+    document = iam_policies.policy_documents("prod")[f"policy-prod{suffix}.json"]
+    (statement,) = [s for s in document["Statement"] if s["Sid"] == "DuplicateIndex"]
+    table = iam_policies.StageArns.from_environment("prod", stage_environment("prod")).table
+    assert statement["Resource"] == [table]  # the table's items, no index
+    assert set(statement["Action"]) == {"dynamodb:Query", "dynamodb:PutItem", "dynamodb:DeleteItem"}
+    patterns = statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    assert statement["Condition"]["Null"] == {"dynamodb:LeadingKeys": ["false"]}
+    # Every key the duplicate index writes matches; no image, webhook or idempotency key does.
+    allowed = [keys.phash_partition("alice", "3:1f2"), keys.duplicates_partition("01J00000000000000000000001")]
+    refused = [keys.image_pk("01J00000000000000000000001"), "WEBHOOK#x", "IDEMPOTENCY#x", "USER#alice"]
+    assert all(any(fnmatch(key, p) for p in patterns) for key in allowed)
+    assert not any(fnmatch(key, p) for key in refused for p in patterns)
 
 
 def test_the_api_is_granted_exactly_the_dynamodb_actions_and_indexes_its_requests_use(api, auth_for):
