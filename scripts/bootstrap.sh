@@ -5,6 +5,7 @@
 #   3. the virtualenv at .venv with requirements-dev.txt, and the project installed into it (editable).
 #   4. the real Uppy from npm for the browser tests (npm ci in tests/e2e/uppy).
 #   5. the reference thumbhash.js for the ThumbHash test (npm ci in tests/processors/thumbhash_js).
+#   6. sharp for the processing benchmark and its test (npm ci in benchmarks/bench_sharp).
 # `make demo`, `make test` and `make up` call it; it does nothing when all is in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -105,4 +106,12 @@ thumbhash_js=tests/processors/thumbhash_js
 if [ ! -f "$thumbhash_js/node_modules/.package-lock.json" ] || [ "$thumbhash_js/package-lock.json" -nt "$thumbhash_js/node_modules/.package-lock.json" ]; then
   echo "bootstrap: installing the reference thumbhash.js (npm ci in $thumbhash_js)"
   (cd "$thumbhash_js" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
+fi
+
+# sharp, the side-by-side reference of the processing benchmark and of its test
+# (tests/processors/test_processors_bench_tools.py): its libvips comes in an npm package.
+bench_sharp=benchmarks/bench_sharp
+if [ ! -f "$bench_sharp/node_modules/.package-lock.json" ] || [ "$bench_sharp/package-lock.json" -nt "$bench_sharp/node_modules/.package-lock.json" ]; then
+  echo "bootstrap: installing sharp for the processing benchmark (npm ci in $bench_sharp)"
+  (cd "$bench_sharp" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error)
 fi
