@@ -74,6 +74,9 @@ OUTCOME_FIELDS = (
     "perceptual_hash",
     "duplicate_of",
 )
+# What a re-render switches: the renditions and what processing learned, never the
+# duplicate link (found once, at upload) nor version/updatedAt (PATCH's).
+RERENDER_FIELDS = tuple(name for name in OUTCOME_FIELDS if name != "duplicate_of")
 
 # The failure code of an image no delivery managed to process before its deadline.
 STALLED_CODE = "processing_failed"
@@ -239,6 +242,27 @@ class ImageRepository:
         }
         # ``version`` counts metadata edits (optimistic locking for PATCH), not processing.
         return self._update(image_id, set_values=values, expected=(ImageStatus.PROCESSING,))
+
+    def switch_renditions(self, image_id: str, outcome: ProcessingOutcome) -> ImageRecord:
+        """A re-render's switch of a completed image to renditions of ``outcome.rendition_version``.
+
+        Sets only the rendition fields, so a concurrent PATCH (title, version, updatedAt)
+        survives; refused (ConditionFailed) for a missing, deleted or not completed image,
+        and for one already at that spec or above (a repeated re-render changes nothing).
+        """
+        values = {
+            to_camel(name): value
+            for name, value in outcome.model_dump(mode="json", include=set(RERENDER_FIELDS)).items()
+        }
+        return self._update(
+            image_id,
+            set_values=values,
+            expected=(ImageStatus.COMPLETED,),
+            extra_condition=(
+                "(attribute_not_exists(renditionVersion) OR renditionVersion < :target)",
+                {":target": outcome.rendition_version},
+            ),
+        )
 
     def expire(self, image_id: str, event_id: str, closed_before: str, now: str) -> ImageRecord:
         """``pending -> expired`` for an upload whose window closed before ``closed_before``."""

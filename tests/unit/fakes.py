@@ -25,6 +25,7 @@ from chalicelib.repositories.images import (
     DELETE_FINISH_DELAY,
     EXPIRED_MESSAGE,
     OUTCOME_FIELDS,
+    RERENDER_FIELDS,
     STALLED_CODE,
     STALLED_MESSAGE,
     IdempotencyKeyTaken,
@@ -192,6 +193,16 @@ class FakeImageRepository(ImageRepository):
         values.update({name: getattr(outcome, name) for name in OUTCOME_FIELDS})
         # ``version`` counts metadata edits (PATCH), not processing.
         return self._apply(image_id, (ImageStatus.PROCESSING,), values, sweep=now)
+
+    def switch_renditions(self, image_id: str, outcome: ProcessingOutcome) -> ImageRecord:
+        target = outcome.rendition_version
+        assert target is not None
+        return self._apply(
+            image_id,
+            (ImageStatus.COMPLETED,),
+            {name: getattr(outcome, name) for name in RERENDER_FIELDS},
+            condition=lambda current: current.rendition_version is None or current.rendition_version < target,
+        )
 
     def expire(self, image_id: str, event_id: str, closed_before: str, now: str) -> ImageRecord:
         values = _terminal(ImageStatus.EXPIRED, event_id, now, "upload_expired", EXPIRED_MESSAGE)
