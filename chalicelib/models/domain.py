@@ -123,6 +123,10 @@ class ImageRecord(BaseModel):
     event_occurred_at: str | None = None
     event_published: bool = False
     deleted_at: str | None = None  # a delete is under way; the record reads as gone
+    # A re-render could not read or decode the original (a legacy image, as a rule): the
+    # record keeps serving what it served; the code and when say why (issue 18).
+    rerender_error: str | None = None
+    rerender_error_at: str | None = None
     # Images migrated from the legacy gallery keep their objects at their legacy keys.
     legacy_image_key: str | None = None
     legacy_thumbnail_key: str | None = None

@@ -254,6 +254,7 @@ class ImageRepository:
             to_camel(name): value
             for name, value in outcome.model_dump(mode="json", include=set(RERENDER_FIELDS)).items()
         }
+        values.update(rerenderError=None, rerenderErrorAt=None)  # a later success clears the marker
         return self._update(
             image_id,
             set_values=values,
@@ -262,6 +263,15 @@ class ImageRepository:
                 "(attribute_not_exists(renditionVersion) OR renditionVersion < :target)",
                 {":target": outcome.rendition_version},
             ),
+        )
+
+    def mark_rerender_error(self, image_id: str, code: str, now: str) -> ImageRecord:
+        """Mark a completed image whose re-render could not read or decode its original;
+        nothing else changes, so it keeps serving what it served."""
+        return self._update(
+            image_id,
+            set_values={"rerenderError": code, "rerenderErrorAt": now},
+            expected=(ImageStatus.COMPLETED,),
         )
 
     def expire(self, image_id: str, event_id: str, closed_before: str, now: str) -> ImageRecord:

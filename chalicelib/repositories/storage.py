@@ -98,6 +98,17 @@ class ObjectStore:
             raise
         return True
 
+    def read_image(self, key: str) -> bytes | None:
+        """An object of the image bucket (a legacy original, for a re-render), or None when gone."""
+        try:
+            with translated_errors():
+                response = self._client.get_object(Bucket=self._images, Key=key)
+                return response["Body"].read()
+        except ClientError as exc:
+            if error_code(exc) in _MISSING:
+                return None
+            raise
+
     def write_image(self, key: str, data: bytes, content_type: str = "image/webp") -> None:
         with translated_errors():
             self._client.put_object(

@@ -105,3 +105,40 @@ def test_a_patch_after_the_switch_keeps_the_new_renditions(backend: Backend) -> 
     current = backend.images.get(ID)
     assert current is not None
     assert (current.title, current.rendition_version, current.renditions) == ("Later", V3, RENDERED.renditions)
+
+
+def test_a_rerender_error_marks_a_completed_image_and_nothing_else(backend: Backend) -> None:
+    backend.seed(completed(legacy_image_key="images/legacy/a.jpg"))
+
+    record = backend.images.mark_rerender_error(ID, "corrupt_image", T2)
+
+    assert record == completed(
+        legacy_image_key="images/legacy/a.jpg", rerender_error="corrupt_image", rerender_error_at=T2
+    )
+    assert backend.images.get(ID) == record
+
+
+@pytest.mark.parametrize("record", [completed(deleted_at=T2), pending()], ids=["deleted", "pending"])
+def test_a_rerender_error_is_not_marked_on_a_deleted_or_unfinished_image(backend: Backend, record: ImageRecord) -> None:
+    backend.seed(record)
+
+    with pytest.raises(ConditionFailed):
+        backend.images.mark_rerender_error(ID, "corrupt_image", T2)
+
+    assert backend.images.get(ID) == record
+
+
+def test_a_successful_switch_clears_the_rerender_error(backend: Backend) -> None:
+    backend.seed(completed(rerender_error="original_missing", rerender_error_at=T2))
+
+    record = backend.images.switch_renditions(ID, RENDERED)
+
+    assert (record.rerender_error, record.rerender_error_at) == (None, None)
+    assert backend.images.get(ID) == record
+
+
+def test_an_object_of_the_image_bucket_is_read_and_a_missing_one_is_none(backend: Backend) -> None:
+    backend.store.write_image("images/legacy/a.jpg", b"legacy bytes", "image/jpeg")
+
+    assert backend.store.read_image("images/legacy/a.jpg") == b"legacy bytes"
+    assert backend.store.read_image("images/legacy/gone.jpg") is None

@@ -200,9 +200,13 @@ class FakeImageRepository(ImageRepository):
         return self._apply(
             image_id,
             (ImageStatus.COMPLETED,),
-            {name: getattr(outcome, name) for name in RERENDER_FIELDS},
+            {name: getattr(outcome, name) for name in RERENDER_FIELDS}
+            | {"rerender_error": None, "rerender_error_at": None},
             condition=lambda current: current.rendition_version is None or current.rendition_version < target,
         )
+
+    def mark_rerender_error(self, image_id: str, code: str, now: str) -> ImageRecord:
+        return self._apply(image_id, (ImageStatus.COMPLETED,), {"rerender_error": code, "rerender_error_at": now})
 
     def expire(self, image_id: str, event_id: str, closed_before: str, now: str) -> ImageRecord:
         values = _terminal(ImageStatus.EXPIRED, event_id, now, "upload_expired", EXPIRED_MESSAGE)
@@ -550,6 +554,10 @@ class FakeObjectStore(ObjectStore):
                 self.fail_reads -= 1
                 raise TransientFailure("simulated S3 throttling")
         return self.uploads.get(key)
+
+    def read_image(self, key: str) -> bytes | None:
+        with self._lock:
+            return self.images.get(key)
 
     def write_image(self, key: str, data: bytes, content_type: str = "image/webp") -> None:
         with self._lock:
