@@ -156,10 +156,11 @@ class ImageRecord(BaseModel):
 
     @property
     def thumbnail_key(self) -> str:
-        if self.legacy_thumbnail_key or self.legacy_image_key:
-            return self.legacy_thumbnail_key or self.legacy_image_key or ""
+        # A re-rendered imported image serves its own thumbnail; its legacy keys stay recorded.
         if self.rendition_version is not None and self.rendition_version >= 2:
             return versioned_thumbnail_key(self.user_id, self.id, self.rendition_version)
+        if self.legacy_thumbnail_key or self.legacy_image_key:
+            return self.legacy_thumbnail_key or self.legacy_image_key or ""
         return thumbnail_key(self.user_id, self.id)
 
     @property
@@ -168,10 +169,13 @@ class ImageRecord(BaseModel):
         names, and every key the current spec may have written (a delivery may have written
         renditions and crashed before recording them). Deleting a missing key is a no-op."""
         keys = [self.rendition_key, self.thumbnail_key, *(r.key for r in self.renditions or ())]
+        # An imported image's DELETE removes its legacy objects, re-rendered or not.
+        keys += [key for key in (self.legacy_image_key, self.legacy_thumbnail_key) if key is not None]
         if self.legacy_image_key is None:
             # v1's keys too: a record re-rendered from v1 may still own them.
             keys += [rendition_key(self.user_id, self.id), thumbnail_key(self.user_id, self.id)]
-            keys += spec_keys(self.user_id, self.id, RENDITION_VERSION)
+        # Every image, imported ones too: a re-render may have written them and crashed.
+        keys += spec_keys(self.user_id, self.id, RENDITION_VERSION)
         return list(dict.fromkeys(keys))
 
 

@@ -181,3 +181,14 @@ def test_an_image_not_completed_is_skipped() -> None:
     world.completed(status=ImageStatus.FAILED)
     assert world.service.rerender(ID) is RerenderResult.NOT_COMPLETED
     assert world.processor.calls == []
+
+
+def test_a_rerendered_legacy_image_serves_its_own_thumbnail_and_a_delete_still_names_the_legacy_objects() -> None:
+    world = World()
+    world.legacy()
+    world.service.rerender(ID)
+
+    record = current(world)
+    assert record.rendition_key == ladder_key(USER, ID, TARGET, 1600, "webp")
+    assert record.thumbnail_key == versioned_thumbnail_key(USER, ID, TARGET)
+    assert {LEGACY, LEGACY_THUMB, *(r.key for r in record.renditions or ())} <= set(record.derived_keys)
