@@ -49,7 +49,8 @@ import sys
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -573,14 +574,21 @@ def verify_zip(zip_path: Path) -> tuple[int, int]:
     return zip_path.stat().st_size, unpacked
 
 
-def package(stage: str, out: Path, *, cflags: str, rebuild: bool, lint: bool, deploy: bool = False) -> PackageReport:
+@contextmanager
+def _exclusive_build() -> Iterator[None]:
+    """The build's prerequisites are there, and no other build runs meanwhile: build/lambda
+    and vendor/ are shared (pytest-xdist workers, two terminals)."""
     problems = missing_prerequisites()
     if problems:
         raise PackagingError("; ".join(problems))
     BUILD_ROOT.mkdir(parents=True, exist_ok=True)
     with (BUILD_ROOT / ".lock").open("w") as lock:
-        # One build at a time: build/lambda is shared (pytest-xdist workers, two terminals).
         fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def package(stage: str, out: Path, *, cflags: str, rebuild: bool, lint: bool, deploy: bool = False) -> PackageReport:
+    with _exclusive_build():
         return _package_locked(stage, out, cflags=cflags, rebuild=rebuild, lint=lint, deploy=deploy)
 
 
@@ -656,12 +664,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             enable_batch_item_failures(args.stage)
             return 0
         if args.vendor_only:
-            problems = missing_prerequisites()
-            if problems:
-                raise PackagingError("; ".join(problems))
-            BUILD_ROOT.mkdir(parents=True, exist_ok=True)
-            with (BUILD_ROOT / ".lock").open("w") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)
+            with _exclusive_build():
                 make_vendor(VENDOR, cflags=args.cflags, rebuild=args.rebuild)
             log(f"done in {time.monotonic() - started:.0f}s; chalice package|deploy --stage STAGE now work")
             return 0
